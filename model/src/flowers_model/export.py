@@ -1,0 +1,147 @@
+"""Export the trained checkpoint to the LiteRT file that flowers-serving loads.
+
+``python -m flowers_model.export --checkpoint model/runs/lite0/best.pt --out model/artifacts``
+
+Writes ``flowers.tflite`` (NHWC float32 pixels 0-255 in, 102 calibrated
+logits out; normalisation inside), ``labels.txt`` (output order) and
+``metadata.json`` (name, version, recipe). The float model is converted with
+``litert-torch``; ``--quantization`` then applies ``ai-edge-quantizer``:
+``static`` (int8 weights and activations, calibrated on training images: the
+smallest and fastest), ``dynamic`` (int8 weights only) or ``none``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flowers_model import __version__
+from flowers_model.data import load_split
+from flowers_model.net import NHWCExport, build_model
+from flowers_serving.classifier import LABELS_FILE, METADATA_FILE, MODEL_FILE
+from flowers_serving.imaging import load_image
+
+__all__ = ["export", "main"]
+
+
+def convert_float(checkpoint: dict[str, Any], path: Path) -> None:
+    import litert_torch  # heavy: only the export step needs it
+
+    cfg = checkpoint["config"]
+    net = build_model(
+        cfg["backbone"],
+        num_classes=len(checkpoint["class_names"]),
+        dropout=cfg["dropout"],
+        drop_connect=cfg["drop_connect"],
+        freeze_blocks=cfg["freeze_blocks"],
+        pretrained=False,
+    )
+    net.load_state_dict(checkpoint["model"])
+    module = NHWCExport(net).eval()
+    sample = (torch.zeros(1, cfg["image_size"], cfg["image_size"], 3),)
+    litert_torch.convert(module, sample).export(str(path))
+
+
+def quantize(float_path: Path, out_path: Path, mode: str, calibration: list[np.ndarray]) -> None:
+    from ai_edge_quantizer import quantizer, recipe
+
+    recipes = {"static": recipe.static_wi8_ai8, "dynamic": recipe.dynamic_wi8_afp32}
+    qt = quantizer.Quantizer(str(float_path), recipes[mode]())
+    result = None
+    if qt.need_calibration:
+        # The converted model has one signature with one input.
+        from ai_edge_litert.interpreter import Interpreter
+
+        runner = Interpreter(model_path=str(float_path)).get_signature_runner()
+        (input_name,) = runner.get_input_details().keys()
+        signature = Interpreter(model_path=str(float_path)).get_signature_list()
+        (key,) = signature.keys()
+        data = [{input_name: x[np.newaxis].astype(np.float32)} for x in calibration]
+        result = qt.calibrate({key: data}, num_threads=2)
+    qt.quantize(result).export_model(str(out_path), overwrite=True)
+
+
+def export(
+    checkpoint_path: Path,
+    out_dir: Path,
+    *,
+    quantization: str,
+    calibration_images: int,
+    data_dir: Path,
+    name: str,
+    version: str,
+) -> dict[str, Any]:
+    checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
+    cfg = checkpoint["config"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The float model stays beside the checkpoint (for comparison); only the shipped file goes to out_dir.
+    float_path = checkpoint_path.parent / "flowers-float32.tflite"
+    started = time.time()
+    convert_float(checkpoint, float_path)
+    print(f"converted {checkpoint_path} -> {float_path} ({float_path.stat().st_size / 1e6:.1f} MB)")
+    model_path = out_dir / MODEL_FILE
+    if quantization == "none":
+        shutil.copyfile(float_path, model_path)
+    else:
+        # Calibrate on training images only; validation stays untouched for selection.
+        examples = load_split(data_dir, "train")
+        rng = random.Random(0)
+        picked = rng.sample(examples, min(calibration_images, len(examples)))
+        calibration = [load_image(e.path.read_bytes(), cfg["image_size"]) for e in picked]
+        quantize(float_path, model_path, quantization, calibration)
+        print(f"quantized ({quantization}) -> {model_path} ({model_path.stat().st_size / 1e6:.2f} MB)")
+    (out_dir / LABELS_FILE).write_text("\n".join(checkpoint["class_names"]) + "\n")
+    metadata = {
+        "name": name,
+        "version": version,
+        "backbone": cfg["backbone"],
+        "input": {
+            "shape": [1, cfg["image_size"], cfg["image_size"], 3],
+            "layout": "NHWC",
+            "dtype": "float32",
+            "range": "RGB 0-255, normalisation inside the model",
+        },
+        "output": "102 calibrated logits (temperature applied); softmax gives probabilities",
+        "temperature": checkpoint.get("temperature", 1.0),
+        "quantization": quantization,
+        "best_epoch": checkpoint["epoch"] + 1,
+        "train_config": cfg,
+        "export_seconds": round(time.time() - started, 1),
+    }
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=Path("model/runs/lite0/best.pt"))
+    parser.add_argument("--out", type=Path, default=Path("model/artifacts"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/oxford102"))
+    parser.add_argument("--quantization", choices=["static", "dynamic", "none"], default="static")
+    parser.add_argument("--calibration-images", type=int, default=256)
+    parser.add_argument("--name", default="flowers-efficientnet-lite0")
+    parser.add_argument("--version", default=__version__)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    metadata = export(
+        args.checkpoint,
+        args.out,
+        quantization=args.quantization,
+        calibration_images=args.calibration_images,
+        data_dir=args.data,
+        name=args.name,
+        version=args.version,
+    )
+    print(json.dumps({k: metadata[k] for k in ("name", "version", "quantization", "temperature")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Named defaults: timeouts, retry policy and payload limits."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "API_GATEWAY_MAX_PAYLOAD",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TOP_K",
+    "INITIAL_RETRY_DELAY",
+    "LAMBDA_MAX_PAYLOAD",
+    "MAX_RETRY_AFTER",
+    "MAX_RETRY_DELAY",
+]
+
+#: The local stack's API Gateway front (``nox -s serve``); set FLOWERS_ENDPOINT
+#: or pass ``endpoint=`` for a deployed API.
+DEFAULT_ENDPOINT: Final = "http://127.0.0.1:3000/predict"
+#: (connect, read) seconds. The read timeout is above API Gateway's 29 s
+#: integration timeout, so the gateway's own 504 arrives before ours.
+DEFAULT_TIMEOUT: Final = (5.0, 35.0)
+DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_TOP_K: Final = 10
+DEFAULT_CONCURRENCY: Final = 8
+#: Exponential backoff: 0.5 s, 1 s, 2 s ... capped at 8 s, with jitter.
+INITIAL_RETRY_DELAY: Final = 0.5
+MAX_RETRY_DELAY: Final = 8.0
+#: A server's Retry-After is honoured up to this many seconds.
+MAX_RETRY_AFTER: Final = 60.0
+#: Request payload limits of what sits in front of the function.
+API_GATEWAY_MAX_PAYLOAD: Final = 10 * 1024 * 1024
+LAMBDA_MAX_PAYLOAD: Final = 6 * 1024 * 1024

@@ -1,0 +1,79 @@
+"""Turn what a caller hands us into the request payload.
+
+An http(s) URL is sent for the service to fetch (``{"url": ...}``); a path,
+``pathlib.Path``, bytes or a binary file object is sent as the image itself
+(``{"image": "<base64>"}``), checked against the transport's payload limit
+before anything goes on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import IO, Any, Union
+
+from flowers_client._exceptions import InvalidInputError
+
+__all__ = ["ImageInput", "build_payload", "describe"]
+
+ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+
+_JSON_OVERHEAD = 64  # {"image":"...","top_k":10}
+
+
+def _is_url(value: str) -> bool:
+    return value.lower().startswith(("http://", "https://"))
+
+
+def describe(image: ImageInput) -> str:
+    """A short human-readable name for an input (for tables, logs and batch items)."""
+    if isinstance(image, str):
+        return image
+    if isinstance(image, os.PathLike):
+        return os.fspath(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return f"<{len(image)} bytes>"
+    name = getattr(image, "name", None)
+    return str(name) if isinstance(name, str) else "<file object>"
+
+
+def _read(image: ImageInput) -> bytes:
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise InvalidInputError(f"{path}: no such file (URLs must start with http:// or https://)") from None
+        except IsADirectoryError:
+            raise InvalidInputError(f"{path}: is a directory") from None
+        except OSError as exc:
+            raise InvalidInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    read = getattr(image, "read", None)
+    if callable(read):
+        data = read()
+        if not isinstance(data, bytes):
+            raise InvalidInputError("file objects must be opened in binary mode ('rb')")
+        return data
+    raise InvalidInputError(f"cannot classify a {type(image).__name__}: pass a URL, a path, bytes or a binary file")
+
+
+def build_payload(image: ImageInput, *, top_k: int, max_payload: int) -> dict[str, Any]:
+    if not 1 <= top_k <= 102:
+        raise InvalidInputError("top_k must be between 1 and 102")
+    if isinstance(image, str) and _is_url(image):
+        return {"url": image, "top_k": top_k}
+    data = _read(image)
+    if not data:
+        raise InvalidInputError(f"{describe(image)}: the image is empty")
+    encoded_size = 4 * ((len(data) + 2) // 3) + _JSON_OVERHEAD
+    if encoded_size > max_payload:
+        # base64 grows the image by a third; the limit applies to the whole request.
+        limit = (max_payload - _JSON_OVERHEAD) * 3 // 4
+        raise InvalidInputError(
+            f"{describe(image)}: {len(data):,} bytes is too large to send; the limit through this endpoint "
+            f"is about {limit:,} bytes (send a URL instead, or resize the image)"
+        )
+    return {"image": base64.b64encode(data).decode("ascii"), "top_k": top_k}

@@ -1,0 +1,195 @@
+"""The pure core: image bytes in, ordered top-k predictions out.
+
+Knows nothing of Lambda or HTTP. A :class:`Classifier` holds one LiteRT
+interpreter and the labels; build it once per process (cold start) and call
+:meth:`Classifier.classify` per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from flowers_serving.errors import BadRequest
+from flowers_serving.imaging import DEFAULT_MAX_PIXELS, load_image
+
+__all__ = [
+    "DEFAULT_TOP_K",
+    "MAX_TOP_K",
+    "Classification",
+    "Classifier",
+    "ModelInfo",
+    "Prediction",
+    "default_model_dir",
+    "softmax",
+]
+
+DEFAULT_TOP_K: Final = 10
+MAX_TOP_K: Final = 102
+
+#: Environment variables read by :meth:`Classifier.from_env`.
+ENV_MODEL_DIR: Final = "FLOWERS_MODEL_DIR"
+ENV_NUM_THREADS: Final = "FLOWERS_NUM_THREADS"
+ENV_RUNTIME: Final = "FLOWERS_RUNTIME"  # "litert" (default) or "tflite-runtime"
+ENV_MAX_PIXELS: Final = "FLOWERS_MAX_PIXELS"
+
+MODEL_FILE: Final = "flowers.tflite"
+LABELS_FILE: Final = "labels.txt"
+METADATA_FILE: Final = "metadata.json"
+
+
+class _Interpreter(Protocol):
+    def allocate_tensors(self) -> None: ...
+    def get_input_details(self) -> list[dict[str, Any]]: ...
+    def get_output_details(self) -> list[dict[str, Any]]: ...
+    def set_tensor(self, index: int, value: npt.NDArray[Any]) -> None: ...
+    def invoke(self) -> None: ...
+    def get_tensor(self, index: int) -> npt.NDArray[Any]: ...
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    class_id: int  # the official Oxford 102 label, 1-102
+    score: float  # calibrated softmax probability
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    input_size: int
+    runtime: str
+    num_threads: int
+
+
+@dataclass(frozen=True)
+class Classification:
+    predictions: list[Prediction]
+    model: ModelInfo
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def default_model_dir() -> Path:
+    """``$FLOWERS_MODEL_DIR`` or the model packaged inside this wheel."""
+    env = os.environ.get(ENV_MODEL_DIR)
+    if env:
+        return Path(env)
+    return Path(str(resources.files("flowers_serving") / "model_data"))
+
+
+def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    shifted = logits.astype(np.float64) - np.max(logits)
+    exp = np.exp(shifted)
+    result: npt.NDArray[np.float64] = exp / exp.sum()
+    return result
+
+
+def _make_interpreter(model_path: Path, runtime: str, num_threads: int) -> _Interpreter:
+    if runtime == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+    elif runtime == "tflite-runtime":
+        from tflite_runtime.interpreter import Interpreter
+    else:
+        raise ValueError(f"unknown runtime {runtime!r}; use 'litert' or 'tflite-runtime'")
+    interpreter: _Interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+    return interpreter
+
+
+def _available_runtime() -> str:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return "tflite-runtime"
+    return "litert"
+
+
+class Classifier:
+    """One loaded model. Not thread-safe: use one per thread (Lambda runs one request at a time)."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        num_threads: int = 1,
+        runtime: str | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        metadata = json.loads((model_dir / METADATA_FILE).read_text())
+        self.labels = [line for line in (model_dir / LABELS_FILE).read_text().splitlines() if line]
+        runtime = runtime or _available_runtime()
+        self._interpreter = _make_interpreter(model_dir / MODEL_FILE, runtime, num_threads)
+        self._interpreter.allocate_tensors()
+        (inp,) = self._interpreter.get_input_details()
+        (out,) = self._interpreter.get_output_details()
+        self._input_index: int = inp["index"]
+        self._output_index: int = out["index"]
+        _, height, width, channels = (int(d) for d in inp["shape"])
+        if height != width or channels != 3:
+            raise ValueError(f"model input must be NHWC square RGB, got {inp['shape']}")
+        if int(out["shape"][-1]) != len(self.labels):
+            raise ValueError(f"model has {out['shape'][-1]} outputs but {len(self.labels)} labels")
+        self._input_dtype = inp["dtype"]
+        # A fully int8-quantised model takes and returns int8 tensors: map pixels
+        # to its input scale and its outputs back to float logits.
+        self._input_quant: tuple[float, int] = tuple(inp.get("quantization", (0.0, 0)))
+        self._output_quant: tuple[float, int] = tuple(out.get("quantization", (0.0, 0)))
+        self.max_pixels = max_pixels
+        self.info = ModelInfo(
+            name=str(metadata["name"]),
+            version=str(metadata["version"]),
+            input_size=height,
+            runtime=runtime,
+            num_threads=num_threads,
+        )
+
+    @classmethod
+    def from_env(cls) -> Classifier:
+        """Build from ``FLOWERS_MODEL_DIR`` / ``FLOWERS_NUM_THREADS`` / ``FLOWERS_RUNTIME`` / ``FLOWERS_MAX_PIXELS``."""
+        return cls(
+            default_model_dir(),
+            # One thread by default: a Lambda below 1,769 MB has less than one vCPU,
+            # and extra threads only add contention there.
+            num_threads=int(os.environ.get(ENV_NUM_THREADS, "1")),
+            runtime=os.environ.get(ENV_RUNTIME) or None,
+            max_pixels=int(os.environ.get(ENV_MAX_PIXELS, str(DEFAULT_MAX_PIXELS))),
+        )
+
+    def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Run the model on one ``(size, size, 3)`` uint8 image; calibrated logits out."""
+        batch = pixels[np.newaxis]
+        scale, zero_point = self._input_quant
+        if np.issubdtype(self._input_dtype, np.integer) and scale:
+            info = np.iinfo(self._input_dtype)
+            quantized = np.round(batch.astype(np.float32) / scale) + zero_point
+            batch = np.clip(quantized, info.min, info.max)
+        self._interpreter.set_tensor(self._input_index, batch.astype(self._input_dtype))
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self._output_index)[0]
+        scale, zero_point = self._output_quant
+        result: npt.NDArray[np.float32] = raw.astype(np.float32)
+        if np.issubdtype(raw.dtype, np.integer) and scale:
+            result = ((result - zero_point) * scale).astype(np.float32)
+        return result
+
+    def classify(self, image: bytes, top_k: int = DEFAULT_TOP_K) -> Classification:
+        """Image bytes to the ``top_k`` most probable species, most probable first."""
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise BadRequest(f"top_k must be between 1 and {MAX_TOP_K}")
+        timings: dict[str, float] = {}
+        pixels = load_image(image, self.info.input_size, max_pixels=self.max_pixels, timings=timings)
+        started = time.perf_counter()
+        probs = softmax(self.logits(pixels))
+        timings["infer_ms"] = (time.perf_counter() - started) * 1000
+        # Stable sort so ties resolve by class order, not by whatever argpartition did.
+        order = np.argsort(-probs, kind="stable")[:top_k]
+        predictions = [Prediction(label=self.labels[i], class_id=int(i) + 1, score=float(probs[i])) for i in order]
+        return Classification(predictions=predictions, model=self.info, timings_ms=timings)

@@ -1,0 +1,87 @@
+"""Every failure the service reports, with its stable code and HTTP status.
+
+::
+
+    ServingError                 (500 internal_error)
+    ├── BadRequest               (400 bad_request)
+    │   └── ForbiddenURL         (400 forbidden_url: the SSRF guard said no)
+    ├── PayloadTooLarge          (413 payload_too_large)
+    ├── UnsupportedMediaType     (415 unsupported_media_type)
+    ├── UndecodableImage         (422 undecodable_image)
+    │   └── ImageTooLarge        (422 image_too_large: decompression bombs)
+    ├── UpstreamError            (502 upstream_error)
+    └── UpstreamTimeout          (504 upstream_timeout)
+
+The codes are part of the public contract (see ``flowers_serving.contract``);
+add new ones, never rename.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadRequest",
+    "ForbiddenURL",
+    "ImageTooLarge",
+    "PayloadTooLarge",
+    "ServingError",
+    "UndecodableImage",
+    "UnsupportedMediaType",
+    "UpstreamError",
+    "UpstreamTimeout",
+]
+
+
+class ServingError(Exception):
+    """Base class: a failure with a stable machine-readable code and an HTTP status."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ServingError):
+    code = "bad_request"
+    status = 400
+
+
+class ForbiddenURL(BadRequest):
+    """The URL points somewhere we refuse to fetch from (scheme, private address...)."""
+
+    code = "forbidden_url"
+    status = 400
+
+
+class PayloadTooLarge(ServingError):
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(ServingError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class UndecodableImage(ServingError):
+    code = "undecodable_image"
+    status = 422
+
+
+class ImageTooLarge(UndecodableImage):
+    """Too many pixels to decode safely (a decompression bomb or a huge scan)."""
+
+    code = "image_too_large"
+
+
+class UpstreamError(ServingError):
+    code = "upstream_error"
+    status = 502
+
+
+class UpstreamTimeout(ServingError):
+    code = "upstream_timeout"
+    status = 504

@@ -1,0 +1,99 @@
+"""The AWS Lambda adapter: event in, response out, nothing else.
+
+The model, labels and HTTP session load once at import (the cold start);
+each invocation parses the event into a :class:`~flowers_serving.events.Request`,
+calls the pure core and turns the result, or a known error, into the reply:
+``{statusCode, headers, body}`` for API Gateway proxy events, the JSON object
+itself for direct invokes. No exception escapes: the RIE would turn one into
+an HTTP 200 ``errorType`` payload and API Gateway into a bare 502.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from typing import Any, Final
+
+from flowers_serving.classifier import Classification, Classifier
+from flowers_serving.errors import ServingError
+from flowers_serving.events import Request, parse_event
+from flowers_serving.fetch import Fetcher, FetchSettings
+from flowers_serving.logs import configure_logging
+
+__all__ = ["lambda_handler"]
+
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
+
+logger = configure_logging()
+
+CLASSIFIER: Final = Classifier.from_env()
+FETCHER: Final = Fetcher(FetchSettings.from_env())
+#: Images sent inline: Lambda's own payload limit is 6 MB, so 10 MB is never
+#: reached through it, but it bounds what a proxy body can make us decode.
+MAX_IMAGE_BYTES: Final = int(os.environ.get("FLOWERS_MAX_IMAGE_BYTES", str(10 * 1024 * 1024)))
+_state = {"cold": True}
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    request_id = str(getattr(context, "aws_request_id", "") or uuid.uuid4())
+    cold, _state["cold"] = _state["cold"], False
+    request: Request | None = None
+    status = 500
+    code: str | None = None
+    try:
+        request = parse_event(event, max_image_bytes=MAX_IMAGE_BYTES)
+        body = _handle(request)
+        status = 200
+    except ServingError as exc:
+        status, code = exc.status, exc.code
+        body = {"error": {"code": exc.code, "message": exc.message}}
+    except Exception:  # the last line of defence: log it, answer 500, keep serving
+        logger.exception("unhandled error")
+        code = "internal_error"
+        body = {"error": {"code": code, "message": "internal error; see the function's logs"}}
+    body["request_id"] = request_id
+    logger.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "input_kind": request.kind if request else "invalid",
+            "proxy": (request.proxy if request else _guess_proxy(event)) or "direct",
+            "status": status,
+            "error_code": code,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "cold_start": cold,
+        },
+    )
+    proxy = request.proxy if request else _guess_proxy(event)
+    if proxy is None:
+        return body
+    headers = {**_JSON_HEADERS, "X-Request-Id": request_id}
+    return {"statusCode": status, "headers": headers, "body": json.dumps(body), "isBase64Encoded": False}
+
+
+def _handle(request: Request) -> dict[str, Any]:
+    info = CLASSIFIER.info
+    if request.kind in ("ping", "health"):
+        return {"status": "ok", "model": info.name, "model_version": info.version, "runtime": info.runtime}
+    image = FETCHER.fetch(request.url) if request.kind == "url" and request.url else request.image
+    assert image is not None  # parse_event guarantees one of url / image
+    return _result_body(CLASSIFIER.classify(image, request.top_k))
+
+
+def _result_body(result: Classification) -> dict[str, Any]:
+    return {
+        "predictions": [{"label": p.label, "class_id": p.class_id, "score": p.score} for p in result.predictions],
+        "model": result.model.name,
+        "model_version": result.model.version,
+        "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
+    }
+
+
+def _guess_proxy(event: Any) -> str | None:
+    """Which reply shape a malformed event should get: proxy events must get statusCode."""
+    if isinstance(event, dict) and isinstance(event.get("requestContext"), dict):
+        return "v2" if event.get("version") == "2.0" else "v1"
+    return None

@@ -1,0 +1,128 @@
+"""The contract cases every serving path and the client are run against.
+
+Each case is a request (built against the hostile upstream's base URL) and
+what must come back: a status and, for errors, the stable error code from
+``api.schema.json``. Cases that only make sense with an image body are
+marked ``inline`` (the client sends those bytes itself).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+FIXTURES = HERE.parent / "fixtures"
+FLOWERS = sorted((FIXTURES / "flowers").glob("*.jpg"))
+HOSTILE = FIXTURES / "hostile"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((HERE / "api.schema.json").read_text())
+    return result
+
+
+def status_of(code: str) -> int:
+    status: int = schema()["x-status-of-code"][code]
+    return status
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[Callable[[str], str]], dict[str, Any]]  # upstream.url -> request JSON
+    status: int
+    code: str | None = None
+    class_id: int | None = None  # expected top-1 for good photos
+    image: Path | None = None  # the image file, for clients that send bytes themselves
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _image_case(path: Path, status: int, code: str | None = None, class_id: int | None = None) -> Case:
+    return Case(f"image:{path.name}", lambda _u, p=path: {"image": b64(p), "top_k": 5}, status, code, class_id, path)
+
+
+GOOD_PHOTOS = [_image_case(p, 200, class_id=int(p.name.split("-", 1)[0])) for p in FLOWERS]
+
+CASES: list[Case] = [
+    *GOOD_PHOTOS,
+    # Odd but valid images: converted to RGB and classified.
+    *[
+        _image_case(HOSTILE / n, 200)
+        for n in ("alpha.png", "palette.gif", "cmyk.jpg", "grey16.png", "exif-rotated.jpg")
+    ],
+    # Bad images.
+    _image_case(HOSTILE / "not-an-image.jpg", 415, "unsupported_media_type"),
+    _image_case(HOSTILE / "truncated.jpg", 422, "undecodable_image"),
+    _image_case(HOSTILE / "bomb.png", 422, "image_too_large"),
+    # Malformed requests.
+    Case("empty-object", lambda _u: {}, 400, "bad_request", tags=frozenset({"raw"})),
+    Case(
+        "both-url-and-image",
+        lambda u: {"url": u("/flower.jpg"), "image": b64(FLOWERS[0])},
+        400,
+        "bad_request",
+        tags=frozenset({"raw"}),
+    ),
+    Case("url-not-a-string", lambda _u: {"url": 42}, 400, "bad_request", tags=frozenset({"raw"})),
+    Case("image-not-base64", lambda _u: {"image": "%%% not base64 %%%"}, 400, "bad_request", tags=frozenset({"raw"})),
+    Case("top-k-zero", lambda _u: {"image": b64(FLOWERS[0]), "top_k": 0}, 400, "bad_request", tags=frozenset({"raw"})),
+    Case(
+        "top-k-too-big",
+        lambda _u: {"image": b64(FLOWERS[0]), "top_k": 103},
+        400,
+        "bad_request",
+        tags=frozenset({"raw"}),
+    ),
+    Case(
+        "top-k-not-int",
+        lambda _u: {"image": b64(FLOWERS[0]), "top_k": "many"},
+        400,
+        "bad_request",
+        tags=frozenset({"raw"}),
+    ),
+    # URLs: fetched by the service from the hostile upstream on loopback.
+    Case("url:flower", lambda u: {"url": u("/flower.jpg"), "top_k": 3}, 200, class_id=54),
+    Case("url:octet-stream", lambda u: {"url": u("/flower-octet")}, 200, class_id=54),
+    Case("url:redirect", lambda u: {"url": u("/redirect")}, 200, class_id=54),
+    Case("url:html", lambda u: {"url": u("/page.html")}, 415, "unsupported_media_type"),
+    Case("url:text-as-jpeg", lambda u: {"url": u("/text-as-jpeg")}, 415, "unsupported_media_type"),
+    Case("url:404", lambda u: {"url": u("/missing")}, 502, "upstream_error"),
+    Case("url:500", lambda u: {"url": u("/error")}, 502, "upstream_error"),
+    Case("url:redirect-loop", lambda u: {"url": u("/redirect-loop")}, 502, "upstream_error"),
+    Case("url:redirect-to-metadata", lambda u: {"url": u("/redirect-metadata")}, 400, "forbidden_url"),
+    Case("url:redirect-to-file", lambda u: {"url": u("/redirect-file")}, 400, "forbidden_url"),
+    Case("url:metadata-ip", lambda _u: {"url": "http://169.254.169.254/latest/meta-data/"}, 400, "forbidden_url"),
+    Case("url:private-ip", lambda _u: {"url": "http://10.0.0.1/flower.jpg"}, 400, "forbidden_url"),
+    Case("url:mapped-ipv6", lambda _u: {"url": "http://[::ffff:169.254.169.254]/"}, 400, "forbidden_url"),
+    # (raw: the client reads a non-http string as a local path and never sends it)
+    Case("url:file-scheme", lambda _u: {"url": "file:///etc/passwd"}, 400, "forbidden_url", tags=frozenset({"raw"})),
+    Case("url:slow", lambda u: {"url": u("/slow")}, 504, "upstream_timeout", tags=frozenset({"slow"})),
+    Case("url:trickle", lambda u: {"url": u("/trickle")}, 504, "upstream_timeout", tags=frozenset({"slow"})),
+    Case("url:huge-declared", lambda u: {"url": u("/huge-declared")}, 413, "payload_too_large"),
+    Case("url:endless", lambda u: {"url": u("/endless")}, 413, "payload_too_large"),
+]
+
+#: Settings every serving path under test runs with: loopback URLs allowed
+#: (the hostile upstream lives there) and short fetch limits so the slow
+#: cases finish quickly.
+STACK_ENV = {
+    "FLOWERS_ALLOW_LOOPBACK_URLS": "1",
+    "FLOWERS_FETCH_CONNECT_TIMEOUT": "1",
+    "FLOWERS_FETCH_READ_TIMEOUT": "2",
+    "FLOWERS_FETCH_TOTAL_TIMEOUT": "4",
+    "FLOWERS_MAX_IMAGE_BYTES": str(4 * 1024 * 1024),
+}

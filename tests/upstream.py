@@ -1,0 +1,114 @@
+"""A hostile image host on 127.0.0.1 for fetch tests: slow, endless, lying, redirecting.
+
+Shared by the serving unit tests and the contract tests. It only ever listens
+on loopback, and every route ends by itself (bounded sleeps and sizes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FLOWER = FIXTURES / "flowers" / "054-sunflower.jpg"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    routes: ClassVar[dict[str, str]] = {}
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "image/jpeg", **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        # The fetcher hanging up early is the point of most routes.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._route(path)
+
+    def _route(self, path: str) -> None:
+        if path == "/flower.jpg":
+            self._send(200, FLOWER.read_bytes())
+        elif path == "/flower-octet":
+            self._send(200, FLOWER.read_bytes(), "application/octet-stream")
+        elif path == "/page.html":
+            self._send(200, b"<html>not a flower</html>", "text/html; charset=utf-8")
+        elif path == "/text-as-jpeg":
+            self._send(200, b"plain text pretending", "image/jpeg")
+        elif path == "/missing":
+            self._send(404, b"not found", "text/plain")
+        elif path == "/error":
+            self._send(500, b"boom", "text/plain")
+        elif path == "/redirect":
+            self._send(302, b"", "text/plain", Location="/flower.jpg")
+        elif path == "/redirect-metadata":
+            self._send(302, b"", "text/plain", Location="http://169.254.169.254/latest/meta-data/")
+        elif path == "/redirect-file":
+            self._send(302, b"", "text/plain", Location="file:///etc/passwd")
+        elif path == "/redirect-loop":
+            self._send(302, b"", "text/plain", Location="/redirect-loop")
+        elif path == "/slow":
+            time.sleep(4)  # longer than the test stacks' read timeout
+            self._send(200, FLOWER.read_bytes())
+        elif path == "/trickle":
+            # Headers at once, then a byte every 0.5 s: each read is quick, the whole is not.
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(40):
+                self.wfile.write(b"\xff")
+                self.wfile.flush()
+                time.sleep(0.5)
+        elif path == "/huge-declared":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(50 * 1024 * 1024))
+            self.end_headers()
+            self.wfile.write(b"\xff\xd8" + b"\x00" * 1024)
+        elif path == "/endless":
+            # No Content-Length, chunked, never ends on its own (bounded at 64 MB).
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"\x00" * 65536
+            for _ in range(1024):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self._send(404, b"no such route", "text/plain")
+
+
+class Upstream:
+    """``with Upstream() as up: up.url("/flower.jpg")``"""
+
+    def __init__(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> Upstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
