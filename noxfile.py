@@ -34,6 +34,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = [
     "lint",
     "typecheck",
+    "client",
     "client_isolated",
     "contract",
 ]

@@ -48,8 +48,9 @@ def main(argv: list[str]) -> int:
         code = subprocess.run(command, check=False).returncode
         # The same photo through the emulator's direct-invoke endpoint, as JSON lines.
         print(f"\n$ flowers classify {SAMPLES[0].name} --endpoint {stack.rie_url} --json --top-k 1", flush=True)
-        subprocess.run([flowers, "classify", str(SAMPLES[0]), "--endpoint", stack.rie_url, "--json", "--top-k", "1"],
-                       check=False)
+        subprocess.run(
+            [flowers, "classify", str(SAMPLES[0]), "--endpoint", stack.rie_url, "--json", "--top-k", "1"], check=False
+        )
     print("\nlocal stack stopped.")
     return code
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -181,10 +182,15 @@ class FlowersClient:
             wait=wait,
             retry=retry_if_exception(is_retryable),
             before_sleep=log_retry,
+            sleep=_sleep,
             reraise=True,  # callers catch our errors, never tenacity's RetryError
         )
         result: dict[str, Any] = retrying(self._transport.send, payload, self.timeout)
         return result
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # looked up at call time, so tests can record waits instead of sleeping
 
 
 _debug_configured = False
