@@ -36,6 +36,7 @@ nox.options.sessions = [
     "typecheck",
     "client",
     "client_isolated",
+    "serving",
     "contract",
 ]
 
