@@ -76,5 +76,7 @@ def build_model(
         net = EfficientNet.from_pretrained(backbone, weights_path=weights, num_classes=num_classes, **overrides)
     else:
         net = EfficientNet.from_name(backbone, num_classes=num_classes, **overrides)
-    net.set_swish(memory_efficient=False)  # Lite uses ReLU6; keeps the graph exportable
+    # Note: never call net.set_swish() here. In this package it replaces every
+    # activation with Swish, even in the Lite models, whose pretrained weights
+    # expect ReLU6 (and ReLU6 is what makes them quantise well to int8).
     return FlowerNet(net, freeze_blocks)

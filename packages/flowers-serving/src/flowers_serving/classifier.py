@@ -122,11 +122,14 @@ class Classifier:
         num_threads: int = 1,
         runtime: str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        model_file: Path | None = None,
     ) -> None:
+        """Load ``model_dir``'s model, labels and metadata; ``model_file`` swaps in another .tflite
+        with the same labels (e.g. the float model, for comparison)."""
         metadata = json.loads((model_dir / METADATA_FILE).read_text())
         self.labels = [line for line in (model_dir / LABELS_FILE).read_text().splitlines() if line]
         runtime = runtime or _available_runtime()
-        self._interpreter = _make_interpreter(model_dir / MODEL_FILE, runtime, num_threads)
+        self._interpreter = _make_interpreter(model_file or model_dir / MODEL_FILE, runtime, num_threads)
         self._interpreter.allocate_tensors()
         (inp,) = self._interpreter.get_input_details()
         (out,) = self._interpreter.get_output_details()
