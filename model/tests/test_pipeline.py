@@ -1,0 +1,90 @@
+"""The whole pipeline on the tiny data set: train a step -> resume -> export -> evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flowers_model import evaluate, export, train
+from flowers_model.config import TrainConfig, apply_overrides
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    cfg = apply_overrides(
+        TrainConfig(),
+        [f"data_dir={tiny_data}", f"out_dir={out}", "epochs=1", "batch_size=4", "max_steps=2", "threads=2"],
+    )
+    summary = train.train(cfg)
+    assert summary["best_epoch"] == 1
+    assert summary["temperature"] > 0
+    return out
+
+
+def test_training_writes_checkpoints(trained: Path) -> None:
+    assert (trained / "best.pt").exists()
+    assert (trained / "last.pt").exists()
+    history = json.loads((trained / "history.json").read_text())
+    assert len(history) == 1
+    assert 0.0 <= history[0]["val_top1"] <= 1.0
+
+
+def test_resume_continues_from_the_checkpoint(
+    trained: Path, tiny_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = apply_overrides(
+        TrainConfig(),
+        [f"data_dir={tiny_data}", f"out_dir={trained}", "epochs=1", "batch_size=4", "max_steps=2", "threads=2"],
+    )
+    summary = train.train(cfg, resume=True)
+    assert "resumed" in capsys.readouterr().out
+    assert len(summary["history"]) == 1  # nothing left to train; the history came from the checkpoint
+
+
+def test_resume_refuses_another_config(trained: Path, tiny_data: Path) -> None:
+    cfg = apply_overrides(TrainConfig(), [f"data_dir={tiny_data}", f"out_dir={trained}", "epochs=1", "lr=0.5"])
+    with pytest.raises(SystemExit, match="another config"):
+        train.train(cfg, resume=True)
+
+
+def test_export_then_evaluate_through_the_serving_path(
+    trained: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    metadata = export.export(
+        trained / "best.pt",
+        artifacts,
+        quantization="static",
+        calibration_images=4,
+        data_dir=tiny_data,
+        name="tiny",
+        version="0.0.1",
+    )
+    assert metadata["quantization"] == "static"
+    assert (artifacts / "flowers.tflite").stat().st_size < 6_000_000
+    assert len((artifacts / "labels.txt").read_text().splitlines()) == 102
+    capsys.readouterr()
+    evaluate.main(
+        [
+            "--data",
+            str(tiny_data),
+            "--split",
+            "validation",
+            "--model",
+            str(artifacts),
+            "--out",
+            str(tmp_path / "reports"),
+            "--plots",
+        ]
+    )
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(last)
+    assert {"model", "split", "n", "top1", "top5", "ece"} <= set(summary)
+    assert summary["model"] == "tiny"
+    assert summary["n"] == 4
+    assert (tmp_path / "reports" / "report-validation.json").exists()
+    assert (tmp_path / "reports" / "confusion-validation.png").exists()
+    assert (tmp_path / "reports" / "class-balance.png").exists()
