@@ -526,7 +526,8 @@ def write_report(results: dict[str, Any], command: str) -> None:
     ]
     e2e = results["end_to_end"]
     lines.append(
-        f"Single calls (100 validation photos, 1 worker): p50 {fmt(e2e['single']['p50'])}, p95 {fmt(e2e['single']['p95'])}."
+        f"Single calls (100 validation photos, 1 worker): p50 {fmt(e2e['single']['p50'])}, "
+        f"p95 {fmt(e2e['single']['p95'])}."
     )
     lines += [
         "",
