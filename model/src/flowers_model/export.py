@@ -69,6 +69,13 @@ def quantize(float_path: Path, out_path: Path, mode: str, calibration: list[np.n
     qt.quantize(result).export_model(str(out_path), overwrite=True)
 
 
+def _history(run_dir: Path) -> list[dict[str, float]]:
+    """The per-epoch log train.py wrote beside the checkpoint (empty if it is not there)."""
+    path = run_dir / "history.json"
+    history: list[dict[str, float]] = json.loads(path.read_text()) if path.exists() else []
+    return history
+
+
 def export(
     checkpoint_path: Path,
     out_dir: Path,
@@ -114,6 +121,7 @@ def export(
         "quantization": quantization,
         "best_epoch": checkpoint["epoch"] + 1,
         "train_config": cfg,
+        "training_history": _history(checkpoint_path.parent),
         "export_seconds": round(time.time() - started, 1),
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
