@@ -185,3 +185,27 @@ def test_gateway_refuses_oversized_request(stack: Any) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_serving_error_table_matches_the_schema() -> None:
+    import flowers_serving.errors as errors
+
+    classes = [getattr(errors, name) for name in errors.__all__]
+    table = SCHEMA["x-status-of-code"]
+    for cls in classes:
+        assert table[cls.code] == cls.status, cls
+    assert set(SCHEMA["$defs"]["error_code"]["enum"]) == set(table)
+
+
+@pytest.mark.parametrize("code", sorted(SCHEMA["x-status-of-code"]))
+def test_client_maps_every_code_of_a_direct_invoke_to_its_status(code: str) -> None:
+    """Direct invokes carry no HTTP status: the client must derive the schema's status from the code."""
+    import responses
+
+    url = "http://127.0.0.1:9/2015-03-31/functions/function/invocations"
+    with responses.RequestsMock() as mocked:
+        mocked.post(url, json={"error": {"code": code, "message": "m"}, "request_id": "r"})
+        with pytest.raises(flowers_client.APIStatusError) as caught:
+            flowers_client.FlowersClient(url, max_retries=0).classify(b"\xff\xd8 not sent anywhere real")
+    assert caught.value.status_code == SCHEMA["x-status-of-code"][code]
+    assert caught.value.code == code
