@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from flowers_model.config import TrainConfig, apply_overrides
-from flowers_model.data import ImageDataset, load_class_names, load_split
+from flowers_model.data import load_class_names, load_split
+from flowers_model.dataset import ImageDataset
 from flowers_model.net import FlowerNet, build_model
 
 __all__ = ["calibrate_temperature", "main", "predict_logits", "train"]

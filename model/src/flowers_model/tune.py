@@ -26,7 +26,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from flowers_model.data import ImageDataset, load_split
+from flowers_model.data import load_split
+from flowers_model.dataset import ImageDataset
 from flowers_model.net import build_model
 
 __all__ = ["main", "sweep"]
