@@ -46,7 +46,12 @@ _RETRY_STATUSES = frozenset({408, 409, 429})
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """The big SDKs' policy: connection errors, timeouts, 408, 409, 429 and 5xx."""
+    """The big SDKs' policy: connection errors, timeouts, 408, 409, 429 and 5xx.
+
+    Retrying after the request may have reached the server (a read timeout, a
+    5xx) is safe here because classifying has no side effects: a repeated
+    POST /predict only costs another inference.
+    """
     if isinstance(exc, APIConnectionError):
         return True
     if isinstance(exc, APIStatusError) and exc.status_code is not None:
