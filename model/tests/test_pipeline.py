@@ -44,6 +44,26 @@ def test_resume_continues_from_the_checkpoint(
     assert len(summary["history"]) == 1  # nothing left to train; the history came from the checkpoint
 
 
+def test_second_stage_starts_from_the_first(
+    trained: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = apply_overrides(
+        TrainConfig(),
+        [
+            f"data_dir={tiny_data}",
+            f"out_dir={tmp_path}",
+            "epochs=1",
+            "batch_size=4",
+            "max_steps=1",
+            "freeze_blocks=4",
+            f"init_from={trained / 'best.pt'}",
+        ],
+    )
+    train.train(cfg)
+    assert "initialised from" in capsys.readouterr().out
+    assert (tmp_path / "best.pt").exists()
+
+
 def test_resume_refuses_another_config(trained: Path, tiny_data: Path) -> None:
     cfg = apply_overrides(TrainConfig(), [f"data_dir={tiny_data}", f"out_dir={trained}", "epochs=1", "lr=0.5"])
     with pytest.raises(SystemExit, match="another config"):

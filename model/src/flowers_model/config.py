@@ -42,6 +42,8 @@ class TrainConfig:
     crop_scale_min: float = 0.3  # RandomResizedCrop area range [min, 1]
     hflip: bool = True
     color_jitter: float = 0.2  # brightness/contrast/saturation +-
+    init_from: str = ""  # a best.pt to start from: progressive unfreezing trains a second stage
+    #                      with fewer frozen blocks and a lower learning rate from the first stage's weights
     # run
     seed: int = 42
     threads: int = 2

@@ -105,6 +105,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         drop_connect=cfg.drop_connect,
         freeze_blocks=cfg.freeze_blocks,
     )
+    if cfg.init_from:
+        net.load_state_dict(torch.load(cfg.init_from, weights_only=False)["model"])
+        net.inv_temperature.fill_(1.0)  # recalibrated at the end of this stage
+        print(f"initialised from {cfg.init_from}")
     b = net.backbone
     head_params = [*b._conv_head.parameters(), *b._bn1.parameters(), *b._fc.parameters()]
     head_ids = {id(p) for p in head_params}
