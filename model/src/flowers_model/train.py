@@ -58,7 +58,7 @@ def calibrate_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
         return loss
 
     opt.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Any:
