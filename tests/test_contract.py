@@ -209,3 +209,19 @@ def test_client_maps_every_code_of_a_direct_invoke_to_its_status(code: str) -> N
             flowers_client.FlowersClient(url, max_retries=0).classify(b"\xff\xd8 not sent anywhere real")
     assert caught.value.status_code == SCHEMA["x-status-of-code"][code]
     assert caught.value.code == code
+
+
+def test_several_workers_serve_side_by_side(tmp_path: Any) -> None:
+    """--workers N: N RIEs (each with its own Runtime API port) behind one gateway, used concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import free_port
+    from contract.cases import FLOWERS
+
+    from flowers_serving.local.__main__ import LocalStack
+
+    with LocalStack(port=free_port(), gateway_port=free_port(), workers=2, log_dir=tmp_path) as local:
+        assert len({w.port for w in local.workers}) == 2
+        with flowers_client.FlowersClient(f"{local.gateway_url}/predict") as client, ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda p: client.classify(p, top_k=1), FLOWERS * 2))
+    assert [r.best.class_id for r in results] == [int(p.name.split("-")[0]) for p in FLOWERS * 2]

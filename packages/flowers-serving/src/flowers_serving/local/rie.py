@@ -51,6 +51,13 @@ def find_rie_binary() -> Path:
     )
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class RieWorker:
     """One RIE process (one Lambda execution environment) on 127.0.0.1:port."""
 
@@ -90,6 +97,10 @@ class RieWorker:
                 str(binary),
                 "--runtime-interface-emulator-address",
                 f"127.0.0.1:{self.port}",
+                # Each RIE also serves the Runtime API to its runtime, on 9001 by default:
+                # give every worker its own so that several can run side by side.
+                "--runtime-api-address",
+                f"127.0.0.1:{_free_port()}",
                 sys.executable,
                 "-m",
                 "awslambdaric",
