@@ -165,6 +165,8 @@ def container(session: nox.Session) -> None:
     session.install("--no-deps", str(SERVING))
     # What the Lambda base image provides beside our lock: the runtime interface client.
     session.install("awslambdaric", "pytest>=8", "pytest-timeout>=2.3", "packaging")
+    site_packages = session.run("python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", silent=True)
+    session.run("python", str(ROOT / "docker" / "trim.py"), str(site_packages).strip())
     _pytest(session, ROOT / "docker" / "tests", extra_env=env)
 
 
