@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", action="store_true", help="also draw the confusion matrix and per-class plots")
     args = parser.parse_args(argv)
     model_dir, model_file = (args.model.parent, args.model) if args.model.is_file() else (args.model, None)
+    if model_file and not (model_dir / "metadata.json").exists():
+        model_dir = DEFAULT_MODEL_DIR  # a bare .tflite (e.g. the float export beside a checkpoint): shipped labels
     report, _, _ = run(model_dir, model_file, args.data, args.split, threads=args.threads, limit=args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"report-{args.split}" + (f"-{model_file.stem}" if model_file else "")
