@@ -83,7 +83,7 @@ def render(artifacts: Path, reports: Path) -> str:
         f"{meta['temperature']:.3f}.",
         f"- Seed {cfg['seed']}; the config is saved in every checkpoint. Best epoch: {meta['best_epoch']}. "
         f"Training took **{train_minutes:.0f} minutes** on 2 CPU cores ({cfg['threads']} threads), "
-        "measured by the training loop.",
+        "as the training loop measured it (wall clock, on a machine that was also running other work).",
         "",
         "| epoch | train loss | train top-1 | validation loss | validation top-1 | minutes |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",

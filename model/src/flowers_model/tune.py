@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("model/reports/tune"))
-    parser.add_argument("--views", type=int, default=3, help="1 centre crop + N-1 augmented views per train image")
+    parser.add_argument("--views", type=int, default=2, help="1 centre crop + N-1 augmented views per train image")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2)
