@@ -55,19 +55,19 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         code = "internal_error"
         body = {"error": {"code": code, "message": "internal error; see the function's logs"}}
     body["request_id"] = request_id
+    proxy = request.proxy if request else _guess_proxy(event)
     logger.info(
         "request",
         extra={
             "request_id": request_id,
             "input_kind": request.kind if request else "invalid",
-            "proxy": (request.proxy if request else _guess_proxy(event)) or "direct",
+            "proxy": proxy or "direct",
             "status": status,
             "error_code": code,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             "cold_start": cold,
         },
     )
-    proxy = request.proxy if request else _guess_proxy(event)
     if proxy is None:
         return body
     headers = {**_JSON_HEADERS, "X-Request-Id": request_id}
