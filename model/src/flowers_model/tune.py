@@ -139,7 +139,7 @@ def sweep(data_dir: Path, out: Path, *, views: int, epochs: int, seed: int) -> l
     lines = ["| lr | dropout | head | augmentation | validation top-1 |", "| ---: | ---: | --- | --- | ---: |"]
     for r in rows:
         head = f"Dense({r['hidden']}) + Dense(102)" if r["hidden"] else "Dense(102)"
-        aug = f"crop+flip+jitter ({views - 1} views)" if r["augment"] else "centre crop"
+        aug = f"crop+flip+jitter ({views - 1} view{'s' if views > 2 else ''})" if r["augment"] else "centre crop"
         lines.append(f"| {r['lr']:g} | {r['dropout']:g} | {head} | {aug} | {r['val_top1']:.2%} |")
     (out / "tune.md").write_text("\n".join(lines) + "\n")
     return rows
