@@ -32,6 +32,21 @@ def test_training_writes_checkpoints(trained: Path) -> None:
     assert 0.0 <= history[0]["val_top1"] <= 1.0
 
 
+def test_training_is_deterministic_under_a_seed(tiny_data: Path, tmp_path: Path) -> None:
+    import torch
+
+    weights = []
+    for run in ("a", "b"):
+        cfg = apply_overrides(
+            TrainConfig(),
+            [f"data_dir={tiny_data}", f"out_dir={tmp_path / run}", "epochs=1", "batch_size=4", "max_steps=2", "seed=7"],
+        )
+        train.train(cfg)
+        weights.append(torch.load(tmp_path / run / "last.pt", weights_only=False)["model"])
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key
+
+
 def test_resume_continues_from_the_checkpoint(
     trained: Path, tiny_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -41,10 +41,19 @@ def render(artifacts: Path, reports: Path) -> str:
         "(int8 weights and activations, calibrated on training images, via ai-edge-quantizer)"
         if meta["quantization"] == "static"
         else f"- File: `model/artifacts/flowers.tflite`, {size_mb:.2f} MB, quantisation: {meta['quantization']}",
-        f"- Input: {meta['input']['shape']} {meta['input']['layout']} {meta['input']['dtype']}, RGB pixels 0–255; "
-        "normalisation is inside the model. Images reach it through `flowers_serving.imaging.load_image` (decode, "
-        "EXIF orientation, RGB, shorter side to 224, centre crop): the same function in serving and evaluation.",
-        f"- Output: 102 logits already divided by the calibration temperature T = {meta['temperature']:.3f}; "
+        f"- Input: {meta['input']['shape']} {meta['input']['layout']} {meta['input']['dtype']}: RGB pixels 0–255"
+        + (
+            f", quantised as round(pixel / {meta['input']['quantization']['scale']:.4f}) "
+            f"{'-' if meta['input']['quantization']['zero_point'] < 0 else '+'} "
+            f"{abs(meta['input']['quantization']['zero_point'])} (flowers_serving.Classifier does this)"
+            if "quantization" in meta["input"]
+            else ""
+        )
+        + "; normalisation is inside the model. Images reach it through `flowers_serving.imaging.load_image` "
+        "(decode, EXIF orientation, RGB, shorter side to 224, centre crop): the same function in serving and "
+        "evaluation.",
+        f"- Output: 102 logits ({meta['output']['dtype']}) already divided by the calibration temperature "
+        f"T = {meta['temperature']:.3f}; "
         "softmax gives the calibrated probabilities the service returns. Output order = `labels.txt` = "
         "`class_names.txt` (label 1 first).",
         "- Runtime: LiteRT (`ai-edge-litert`), or tflite-runtime 2.14.",

@@ -29,7 +29,7 @@ from flowers_model.net import NHWCExport, build_model
 from flowers_serving.classifier import LABELS_FILE, METADATA_FILE, MODEL_FILE
 from flowers_serving.imaging import load_image
 
-__all__ = ["export", "main"]
+__all__ = ["describe_io", "export", "main"]
 
 
 def convert_float(checkpoint: dict[str, Any], path: Path) -> None:
@@ -67,6 +67,31 @@ def quantize(float_path: Path, out_path: Path, mode: str, calibration: list[np.n
         data = [{input_name: x[np.newaxis].astype(np.float32)} for x in calibration]
         result = qt.calibrate({key: data}, num_threads=2)
     qt.quantize(result).export_model(str(out_path), overwrite=True)
+
+
+def describe_io(model_path: Path) -> dict[str, Any]:
+    """The exported file's input and output tensors, as the runtime reads them (for metadata.json)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model_path))
+    (inp,) = interpreter.get_input_details()
+    (out,) = interpreter.get_output_details()
+
+    def tensor(detail: dict[str, Any]) -> dict[str, Any]:
+        scale, zero_point = detail["quantization"]
+        info: dict[str, Any] = {"shape": [int(d) for d in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name}
+        if scale:
+            info["quantization"] = {"scale": float(scale), "zero_point": int(zero_point)}
+        return info
+
+    return {
+        "input": {
+            **tensor(inp),
+            "layout": "NHWC",
+            "meaning": "RGB pixels 0-255 (quantised with scale/zero_point when given); normalisation inside",
+        },
+        "output": {**tensor(out), "meaning": "102 logits divided by the temperature; softmax gives probabilities"},
+    }
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
@@ -110,13 +135,7 @@ def export(
         "name": name,
         "version": version,
         "backbone": cfg["backbone"],
-        "input": {
-            "shape": [1, cfg["image_size"], cfg["image_size"], 3],
-            "layout": "NHWC",
-            "dtype": "float32",
-            "range": "RGB 0-255, normalisation inside the model",
-        },
-        "output": "102 calibrated logits (temperature applied); softmax gives probabilities",
+        **describe_io(model_path),
         "temperature": checkpoint.get("temperature", 1.0),
         "quantization": quantization,
         "best_epoch": checkpoint["epoch"] + 1,
