@@ -28,7 +28,6 @@ SAM_CLI = "aws-sam-cli==1.170.0"  # ships the Lambda Runtime Interface Emulator 
 TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "responses>=0.25", "jsonschema>=4.20", "pytest-timeout>=2.3"]
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 # `nox` with no -s runs exactly these: the README's test command and CI.
 nox.options.sessions = [
