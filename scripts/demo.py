@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flowers_serving.local import free_port
 from flowers_serving.local.__main__ import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,10 +27,7 @@ def port_or_free(preferred: int) -> int:
     with socket.socket() as sock:
         if sock.connect_ex(("127.0.0.1", preferred)) != 0:
             return preferred
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port()
 
 
 def main(argv: list[str]) -> int:

@@ -4,7 +4,6 @@ on loopback and the real local stack (RIE + API Gateway front), started once."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +16,10 @@ sys.path.insert(0, str(HERE))
 from contract.cases import STACK_ENV  # noqa: E402
 from upstream import Upstream  # noqa: E402
 
+from flowers_serving.local import free_port  # noqa: E402
+
 # The in-process handler reads its settings at import: set them first.
 os.environ.update(STACK_ENV)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

@@ -215,9 +215,9 @@ def test_several_workers_serve_side_by_side(tmp_path: Any) -> None:
     """--workers N: N RIEs (each with its own Runtime API port) behind one gateway, used concurrently."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from conftest import free_port
     from contract.cases import FLOWERS
 
+    from flowers_serving.local import free_port
     from flowers_serving.local.__main__ import LocalStack
 
     with LocalStack(port=free_port(), gateway_port=free_port(), workers=2, log_dir=tmp_path) as local:

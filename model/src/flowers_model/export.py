@@ -60,10 +60,9 @@ def quantize(float_path: Path, out_path: Path, mode: str, calibration: list[np.n
         # The converted model has one signature with one input.
         from ai_edge_litert.interpreter import Interpreter
 
-        runner = Interpreter(model_path=str(float_path)).get_signature_runner()
-        (input_name,) = runner.get_input_details().keys()
-        signature = Interpreter(model_path=str(float_path)).get_signature_list()
-        (key,) = signature.keys()
+        interpreter = Interpreter(model_path=str(float_path))
+        (key,) = interpreter.get_signature_list().keys()
+        (input_name,) = interpreter.get_signature_runner(key).get_input_details().keys()
         data = [{input_name: x[np.newaxis].astype(np.float32)} for x in calibration]
         result = qt.calibrate({key: data}, num_threads=2)
     qt.quantize(result).export_model(str(out_path), overwrite=True)

@@ -5,6 +5,6 @@ No Docker needed. Start it with ``flowers-serve`` (or ``nox -s serve``).
 """
 
 from flowers_serving.local.gateway import Gateway, build_proxy_event
-from flowers_serving.local.rie import RieWorker, find_rie_binary
+from flowers_serving.local.rie import RieWorker, find_rie_binary, free_port
 
-__all__ = ["Gateway", "RieWorker", "build_proxy_event", "find_rie_binary"]
+__all__ = ["Gateway", "RieWorker", "build_proxy_event", "find_rie_binary", "free_port"]

@@ -21,7 +21,7 @@ from importlib import util
 from pathlib import Path
 from typing import Final
 
-__all__ = ["HANDLER", "INVOKE_PATH", "RieWorker", "find_rie_binary"]
+__all__ = ["HANDLER", "INVOKE_PATH", "RieWorker", "find_rie_binary", "free_port"]
 
 HANDLER: Final = "flowers_serving.handler.lambda_handler"
 INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
@@ -51,7 +51,8 @@ def find_rie_binary() -> Path:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -100,7 +101,7 @@ class RieWorker:
                 # Each RIE also serves the Runtime API to its runtime, on 9001 by default:
                 # give every worker its own so that several can run side by side.
                 "--runtime-api-address",
-                f"127.0.0.1:{_free_port()}",
+                f"127.0.0.1:{free_port()}",
                 sys.executable,
                 "-m",
                 "awslambdaric",
