@@ -185,38 +185,43 @@ def bench_cold_start(reps: int) -> dict[str, Any]:
     return {"ms": spread(times), "samples": times}
 
 
-def bench_install_size() -> dict[str, Any]:
+def _site_packages_mb(*requirements: str) -> dict[str, Any]:
+    """Site-packages of a fresh venv after ``pip install REQUIREMENTS`` (bytecode compiled, as pip does)."""
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*pip, f"{ROOT / 'packages' / 'flowers-serving'}[litert]"], check=True)
-        site = next((venv / "lib").glob("python*/site-packages"))
-        total = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
-        # pip, setuptools and their caches come with every venv; they are not ours.
-        baseline = sum(
-            f.stat().st_size
-            for d in site.iterdir()
-            if d.name.startswith(("pip", "setuptools", "_distutils"))
-            for f in ([d] if d.is_file() else d.rglob("*"))
-            if f.is_file()
+        python = str(venv / "bin" / "python")
+        subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements], check=True
         )
-        largest = sorted(
-            (
-                (sum(f.stat().st_size for f in d.rglob("*") if f.is_file()), d.name)
-                for d in site.iterdir()
-                if d.is_dir() and not d.name.startswith(("pip", "setuptools"))
-            ),
-            reverse=True,
-        )[:6]
-        sys.path.insert(0, str(ROOT / "docker"))
-        from trim import trim  # what the container image does after pip install
-
-        freed = trim(site)
+        litert = subprocess.run(
+            [python, "-c", "import importlib.metadata as m; print(m.version('ai-edge-litert'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        site = next((venv / "lib").glob("python*/site-packages"))
+        # pip and setuptools (with pkg_resources, before Python 3.12) come with every venv; they are not ours.
+        venv_own = ("pip", "setuptools", "pkg_resources", "_distutils_hack", "distutils-precedence.pth")
+        sizes = {
+            d.name: sum(f.stat().st_size for f in ([d] if d.is_file() else d.rglob("*")) if f.is_file())
+            for d in site.iterdir()
+            if not d.name.startswith(venv_own)
+        }
+    largest = sorted(sizes.items(), key=lambda item: item[1], reverse=True)[:6]
     return {
-        "mb": (total - baseline) / 1e6,
-        "trimmed_mb": (total - baseline - freed) / 1e6,
-        "largest": [(name, size / 1e6) for size, name in largest],
+        "mb": sum(sizes.values()) / 1e6,
+        "ai_edge_litert": litert,
+        "largest": [(name, size / 1e6) for name, size in largest],
+    }
+
+
+def bench_install_size() -> dict[str, Any]:
+    serving = ROOT / "packages" / "flowers-serving"
+    return {
+        "default": _site_packages_mb(f"{serving}[litert]"),
+        # What the extra's upper bound saves: the same install with the newest LiteRT.
+        "newest_litert": _site_packages_mb(str(serving), "ai-edge-litert>=2.1.2"),
     }
 
 
@@ -523,9 +528,12 @@ def write_report(results: dict[str, Any], command: str) -> None:
         "",
         f"- **Cold start** through the real RIE (process start → first prediction, {len(cold['samples'])} runs): "
         f"{fmt(cold['ms'], digits=0)}.",
-        f"- **Install size** of a fresh venv with `flowers-serving[litert]` (site-packages, pip/setuptools excluded): "
-        f"{install['mb']:.0f} MB; {install['trimmed_mb']:.0f} MB after `docker/trim.py` as in the container image. "
-        "Largest: " + ", ".join(f"{n} {s:.0f} MB" for n, s in install["largest"]) + ".",
+        f"- **Install size** of a fresh venv with `pip install flowers-serving[litert]` (site-packages with "
+        f"bytecode, pip/setuptools excluded): {install['default']['mb']:.0f} MB with ai-edge-litert "
+        f"{install['default']['ai_edge_litert']}; largest: "
+        + ", ".join(f"{n} {s:.0f} MB" for n, s in install["default"]["largest"])
+        + f". The same with the newest ai-edge-litert ({install['newest_litert']['ai_edge_litert']}, which bundles "
+        f"a WebGPU accelerator): {install['newest_litert']['mb']:.0f} MB.",
         f"- **Soak**: {soak['n']:,} mixed good/bad invocations through the RIE: {soak['crashes']} crashes; "
         f"runtime RSS {soak['rss_mb_first']:.0f} MB at the start, {soak['rss_mb_after_warmup']:.0f} MB after 500, "
         f"{soak['rss_mb_last']:.0f} MB at the end ({soak['growth']:+.1%} after warm-up). Answers: "
