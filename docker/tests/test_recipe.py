@@ -21,22 +21,18 @@ PHOTO = REPO / "tests" / "fixtures" / "flowers" / "077-passion-flower.jpg"
 
 
 def _locked() -> dict[str, str]:
+    """The pins of the lock that apply to this interpreter and platform, as pip would pick them."""
+    from packaging.markers import Marker
+
     pins = {}
     for line in LOCK.read_text().splitlines():
         if line and not line.startswith((" ", "#")) and "==" in line:
-            spec = line.split(";")[0].split("\\")[0].strip()
-            marker = line.split(";", 1)[1].split("\\")[0] if ";" in line else ""
-            if "win32" in marker or ("python_full_version" in marker and not _marker_holds(marker)):
+            spec, _, marker = line.split("\\")[0].partition(";")
+            if marker.strip() and not Marker(marker.strip()).evaluate():
                 continue
-            name, version = spec.split("==")
+            name, version = spec.strip().split("==")
             pins[name.lower()] = version
     return pins
-
-
-def _marker_holds(marker: str) -> bool:
-    from packaging.markers import Marker
-
-    return Marker(marker.strip()).evaluate()
 
 
 def test_installed_versions_are_the_locked_ones() -> None:
