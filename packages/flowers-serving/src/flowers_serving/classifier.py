@@ -8,6 +8,7 @@ interpreter and the labels; build it once per process (cold start) and call
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from flowers_serving.errors import BadRequest
-from flowers_serving.imaging import DEFAULT_MAX_PIXELS, load_image
+from flowers_serving.imaging import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, load_image
+from flowers_serving.logs import capture_stderr
 
 __all__ = [
     "DEFAULT_TOP_K",
@@ -40,6 +42,9 @@ ENV_MODEL_DIR: Final = "FLOWERS_MODEL_DIR"
 ENV_NUM_THREADS: Final = "FLOWERS_NUM_THREADS"
 ENV_RUNTIME: Final = "FLOWERS_RUNTIME"  # "litert" (default) or "tflite-runtime"
 ENV_MAX_PIXELS: Final = "FLOWERS_MAX_PIXELS"
+ENV_MAX_DECODE_BYTES: Final = "FLOWERS_MAX_DECODE_BYTES"
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE: Final = "flowers.tflite"
 LABELS_FILE: Final = "labels.txt"
@@ -122,6 +127,7 @@ class Classifier:
         num_threads: int = 1,
         runtime: str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
         model_file: Path | None = None,
     ) -> None:
         """Load ``model_dir``'s model, labels and metadata; ``model_file`` swaps in another .tflite
@@ -129,8 +135,13 @@ class Classifier:
         metadata = json.loads((model_dir / METADATA_FILE).read_text())
         self.labels = [line for line in (model_dir / LABELS_FILE).read_text().splitlines() if line]
         runtime = runtime or _available_runtime()
-        self._interpreter = _make_interpreter(model_file or model_dir / MODEL_FILE, runtime, num_threads)
-        self._interpreter.allocate_tensors()
+        # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" to stderr
+        # in plain text; catch it so every line the process writes stays JSON.
+        with capture_stderr() as printed:
+            self._interpreter = _make_interpreter(model_file or model_dir / MODEL_FILE, runtime, num_threads)
+            self._interpreter.allocate_tensors()
+        if printed.text:
+            logger.info("inference runtime output", extra={"runtime_output": printed.text[:1000]})
         (inp,) = self._interpreter.get_input_details()
         (out,) = self._interpreter.get_output_details()
         self._input_index: int = inp["index"]
@@ -146,6 +157,7 @@ class Classifier:
         self._input_quant: tuple[float, int] = tuple(inp.get("quantization", (0.0, 0)))
         self._output_quant: tuple[float, int] = tuple(out.get("quantization", (0.0, 0)))
         self.max_pixels = max_pixels
+        self.max_decode_bytes = max_decode_bytes
         self.info = ModelInfo(
             name=str(metadata["name"]),
             version=str(metadata["version"]),
@@ -156,7 +168,8 @@ class Classifier:
 
     @classmethod
     def from_env(cls) -> Classifier:
-        """Build from ``FLOWERS_MODEL_DIR`` / ``FLOWERS_NUM_THREADS`` / ``FLOWERS_RUNTIME`` / ``FLOWERS_MAX_PIXELS``."""
+        """Build from ``FLOWERS_MODEL_DIR`` / ``FLOWERS_NUM_THREADS`` / ``FLOWERS_RUNTIME`` /
+        ``FLOWERS_MAX_PIXELS`` / ``FLOWERS_MAX_DECODE_BYTES``."""
         return cls(
             default_model_dir(),
             # One thread by default: a Lambda below 1,769 MB has less than one vCPU,
@@ -164,6 +177,7 @@ class Classifier:
             num_threads=int(os.environ.get(ENV_NUM_THREADS, "1")),
             runtime=os.environ.get(ENV_RUNTIME) or None,
             max_pixels=int(os.environ.get(ENV_MAX_PIXELS, str(DEFAULT_MAX_PIXELS))),
+            max_decode_bytes=int(os.environ.get(ENV_MAX_DECODE_BYTES, str(DEFAULT_MAX_DECODE_BYTES))),
         )
 
     def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -188,7 +202,13 @@ class Classifier:
         if not 1 <= top_k <= MAX_TOP_K:
             raise BadRequest(f"top_k must be between 1 and {MAX_TOP_K}")
         timings: dict[str, float] = {}
-        pixels = load_image(image, self.info.input_size, max_pixels=self.max_pixels, timings=timings)
+        pixels = load_image(
+            image,
+            self.info.input_size,
+            max_pixels=self.max_pixels,
+            max_decode_bytes=self.max_decode_bytes,
+            timings=timings,
+        )
         started = time.perf_counter()
         probs = softmax(self.logits(pixels))
         timings["infer_ms"] = (time.perf_counter() - started) * 1000

@@ -430,7 +430,7 @@ def _stripe_to_8bit(stripe: Image.Image, out_mode: str, scale: tuple[float, floa
     if mode in _ALPHA_MODES:
         target = "LA" if out_mode == "L" else "RGBA"
         with_alpha = stripe.convert(target)
-        background = Image.new(out_mode, stripe.size, _WHITE)
+        background = Image.new(out_mode, stripe.size, _WHITE if out_mode == "L" else (_WHITE,) * 3)
         background.paste(with_alpha.convert(out_mode), mask=with_alpha.getchannel("A"))
         return background
     return stripe if mode == out_mode else stripe.convert(out_mode)
