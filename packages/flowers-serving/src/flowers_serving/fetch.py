@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Final
+from collections.abc import Iterator
+from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -98,12 +99,24 @@ class FetchSettings:
         )
 
 
+class _Session(requests.Session):
+    """A session that never looks at redirects: :meth:`Fetcher._follow` does.
+
+    requests reads a redirect's whole body before following it, and even with
+    ``allow_redirects=False`` (to offer ``Response.next``); a server can make
+    that body endless.
+    """
+
+    def resolve_redirects(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return iter(())
+
+
 class Fetcher:
     """Downloads images. One per process; the session's pools are reused across requests."""
 
     def __init__(self, settings: FetchSettings) -> None:
         self.settings = settings
-        session = requests.Session()
+        session = _Session()
         for prefix, https in (("http://", False), ("https://", True)):
             session.mount(prefix, GuardedAdapter(is_https_proto=https, allow_loopback=settings.allow_loopback))
         session.trust_env = False  # no proxies or netrc credentials from the environment
