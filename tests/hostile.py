@@ -290,7 +290,7 @@ CLASSES: list[HostileImage] = [
     HostileImage("float32-tiff-6324x6324", lambda: tiff(6324, 6324, bits=32, sample_format=3), "image_too_large"),
     HostileImage("float32-tiff-5000x5000", lambda: tiff(5000, 5000, bits=32, sample_format=3), None),
     HostileImage("float32-tiff-strips-6324x6324", lambda: tiff(6324, 6324, bits=32, sample_format=3, rows_per_strip=16), None),
-    HostileImage("float64-tiff-2000x2000", lambda: tiff(2000, 2000, bits=64, sample_format=3), "undecodable_image"),
+    HostileImage("float64-tiff-2000x2000", lambda: tiff(2000, 2000, bits=64, sample_format=3), "unsupported_media_type"),
     HostileImage("int32-tiff-6324x6324", lambda: tiff(6324, 6324, bits=32, sample_format=2), "image_too_large"),
     HostileImage("uint16-tiff-6324x6324", lambda: tiff(6324, 6324, bits=16), None),
     HostileImage("uint16be-tiff-4000x4000", lambda: tiff(4000, 4000, bits=16, big_endian=True, rows_per_strip=64), None),
