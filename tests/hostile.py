@@ -118,15 +118,17 @@ def tiff(
     pages: int = 1,
     big_endian: bool = False,
     extra_samples: int = 0,
+    truncated: bool = False,
 ) -> bytes:
     """A deflate-compressed TIFF of zeros (``sample_format`` 1 uint, 2 int, 3 float; ``photometric``
-    0/1 grey, 2 RGB, 3 palette, 5 CMYK)."""
+    0/1 grey, 2 RGB, 3 palette, 5 CMYK); ``truncated`` keeps one row of data per strip (a bomb:
+    only the header matters)."""
     e = ">" if big_endian else "<"
     rows = rows_per_strip or height
     row_bytes = (width * samples * bits + 7) // 8
-    strip = _zlib_zeros(row_bytes * rows)
+    strip = _zlib_zeros(row_bytes * (1 if truncated else rows))
     last_rows = height - rows * ((height - 1) // rows)
-    last = strip if last_rows == rows else _zlib_zeros(row_bytes * last_rows)
+    last = strip if last_rows == rows or truncated else _zlib_zeros(row_bytes * last_rows)
     n_strips = (height + rows - 1) // rows
     buf = io.BytesIO()
     buf.write((b"MM" if big_endian else b"II") + struct.pack(e + "HI", 42, 0))
@@ -256,10 +258,6 @@ def gif(width: int, height: int, *, frames: int = 1) -> bytes:
     return head + frame * frames + b";"
 
 
-
-    return make
-
-
 def _pillow(mode: str, size: tuple[int, int], fmt: str, **params: object) -> Callable[[], bytes]:
     """Files Pillow must write itself (JPEG, WebP): made in the caller's process."""
 
@@ -289,14 +287,24 @@ CLASSES: list[HostileImage] = [
     # TIFF: libtiff reads a whole strip at once, so one-strip files cost twice their pixels.
     HostileImage("float32-tiff-6324x6324", lambda: tiff(6324, 6324, bits=32, sample_format=3), "image_too_large"),
     HostileImage("float32-tiff-5000x5000", lambda: tiff(5000, 5000, bits=32, sample_format=3), None),
-    HostileImage("float32-tiff-strips-6324x6324", lambda: tiff(6324, 6324, bits=32, sample_format=3, rows_per_strip=16), None),
-    HostileImage("float64-tiff-2000x2000", lambda: tiff(2000, 2000, bits=64, sample_format=3), "unsupported_media_type"),
+    HostileImage(
+        "float32-tiff-strips-6324x6324", lambda: tiff(6324, 6324, bits=32, sample_format=3, rows_per_strip=16), None
+    ),
+    HostileImage(
+        "float64-tiff-2000x2000", lambda: tiff(2000, 2000, bits=64, sample_format=3), "unsupported_media_type"
+    ),
     HostileImage("int32-tiff-6324x6324", lambda: tiff(6324, 6324, bits=32, sample_format=2), "image_too_large"),
     HostileImage("uint16-tiff-6324x6324", lambda: tiff(6324, 6324, bits=16), None),
-    HostileImage("uint16be-tiff-4000x4000", lambda: tiff(4000, 4000, bits=16, big_endian=True, rows_per_strip=64), None),
-    HostileImage("rgb16-tiff-6324x6324", lambda: tiff(6324, 6324, bits=16, samples=3, photometric=2, rows_per_strip=8), None),
+    HostileImage(
+        "uint16be-tiff-4000x4000", lambda: tiff(4000, 4000, bits=16, big_endian=True, rows_per_strip=64), None
+    ),
+    HostileImage(
+        "rgb16-tiff-6324x6324", lambda: tiff(6324, 6324, bits=16, samples=3, photometric=2, rows_per_strip=8), None
+    ),
     HostileImage("cmyk-tiff-6324x6324", lambda: tiff(6324, 6324, samples=4, photometric=5), "image_too_large"),
-    HostileImage("cmyk-tiff-strips-6324x6324", lambda: tiff(6324, 6324, samples=4, photometric=5, rows_per_strip=32), None),
+    HostileImage(
+        "cmyk-tiff-strips-6324x6324", lambda: tiff(6324, 6324, samples=4, photometric=5, rows_per_strip=32), None
+    ),
     HostileImage(
         "rgba-tiff-8-pages-3000x3000",
         lambda: tiff(3000, 3000, samples=4, photometric=2, extra_samples=1, pages=8, rows_per_strip=64),
@@ -336,12 +344,22 @@ CLASSES: list[HostileImage] = [
         "image_too_large",
     ),
     # WebP: libwebp's canvas plus Pillow's copy.
-    HostileImage("webp-8000x5000", _pillow("RGBA", (8000, 5000), "WEBP", lossless=True, quality=0, method=0), "image_too_large"),
+    HostileImage(
+        "webp-8000x5000", _pillow("RGBA", (8000, 5000), "WEBP", lossless=True, quality=0, method=0), "image_too_large"
+    ),
     HostileImage("webp-3700x3700", _pillow("RGBA", (3700, 3700), "WEBP", lossless=True, quality=0, method=0), None),
     # Formats outside the allow-list never reach a parser.
     HostileImage("ico", _pillow("RGB", (64, 64), "ICO"), "unsupported_media_type"),
     HostileImage("avif", _pillow("RGB", (64, 64), "AVIF"), "unsupported_media_type"),
     HostileImage("jpeg2000", _pillow("RGB", (64, 64), "JPEG2000"), "unsupported_media_type"),
-    HostileImage("psd", lambda: b"8BPS\x00\x01" + b"\x00" * 6 + struct.pack(">HIIHH", 3, 30000, 30000, 8, 3), "unsupported_media_type"),
-    HostileImage("svg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="99999" height="99999"/>', "unsupported_media_type"),
+    HostileImage(
+        "psd",
+        lambda: b"8BPS\x00\x01" + b"\x00" * 6 + struct.pack(">HIIHH", 3, 30000, 30000, 8, 3),
+        "unsupported_media_type",
+    ),
+    HostileImage(
+        "svg",
+        lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="99999" height="99999"/>',
+        "unsupported_media_type",
+    ),
 ]

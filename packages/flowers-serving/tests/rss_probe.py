@@ -41,7 +41,12 @@ def main(paths: list[str]) -> None:
             peak = _status_kb("VmHWM")
             del event
             error = body.get("error") or {}
-            line = {"file": Path(path).name, "status": "error" if error else "ok", "code": error.get("code"), "peak_rss_mb": round(peak / 1024, 1)}
+            line = {
+                "file": Path(path).name,
+                "status": "error" if error else "ok",
+                "code": error.get("code"),
+                "peak_rss_mb": round(peak / 1024, 1),
+            }
             print(json.dumps(line), file=out, flush=True)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
     print(json.dumps({"baseline_rss_mb": round(baseline / 1024, 1), "max_rss_mb": round(max_rss / 1024, 1)}), file=out)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import urllib3.util.connection
-from urllib.parse import urlsplit
 from upstream import Upstream
 
 from flowers_serving.addresses import forbidden_reason, parse_ip
-
 from flowers_serving.errors import (
     ForbiddenURL,
     PayloadTooLarge,
@@ -257,7 +256,7 @@ REFUSED_URLS = [
 ]
 
 
-@pytest.fixture()
+@pytest.fixture
 def no_sockets(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Records (and refuses) every outgoing connection and DNS lookup the fetcher attempts."""
     attempts: list[object] = []
@@ -271,7 +270,9 @@ def no_sockets(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 
 @pytest.mark.parametrize(("url", "reason"), REFUSED_URLS, ids=[u for u, _ in REFUSED_URLS])
-def test_ip_literals_are_refused_before_any_socket(guarded: Fetcher, no_sockets: list[object], url: str, reason: str) -> None:
+def test_ip_literals_are_refused_before_any_socket(
+    guarded: Fetcher, no_sockets: list[object], url: str, reason: str
+) -> None:
     with pytest.raises(ForbiddenURL, match=reason):
         guarded.fetch(url)
     assert no_sockets == []
@@ -304,7 +305,14 @@ def test_public_addresses_pass_the_policy(address: str) -> None:
 
 
 def test_the_loopback_switch_opens_loopback_only() -> None:
-    for address, allowed in [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True), ("::127.0.0.1", False), ("10.0.0.1", False), ("fec0::1", False)]:
+    for address, allowed in [
+        ("127.0.0.1", True),
+        ("127.9.9.9", True),
+        ("::1", True),
+        ("::127.0.0.1", False),
+        ("10.0.0.1", False),
+        ("fec0::1", False),
+    ]:
         ip = parse_ip(address)
         assert ip is not None
         assert (forbidden_reason(ip, allow_loopback=True) is None) is allowed, address

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from conftest import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import FIXTURES
 
 from flowers_serving import handler as handler_module
 from flowers_serving.events import MAX_DIRECT_INVOKE_BYTES, MAX_PROXY_BODY_BYTES

@@ -127,7 +127,9 @@ def test_nan_and_inf_pixels_are_clipped_without_warnings(recwarn: pytest.Warning
     array = _gradient("float32", 0.0, 1.0)
     array[0, :10], array[1, :10], array[2, :10] = np.nan, np.inf, -np.inf
     grey = np.asarray(decode_image(_tiff_bytes(Image.fromarray(array))))[..., 0]
-    assert grey[0, 0] == 0 and grey[1, 0] == 255 and grey[2, 0] == 0
+    assert grey[0, 0] == 0
+    assert grey[1, 0] == 255
+    assert grey[2, 0] == 0
     assert len(recwarn) == 0
 
 

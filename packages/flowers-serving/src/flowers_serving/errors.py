@@ -8,7 +8,7 @@
     ├── PayloadTooLarge          (413 payload_too_large)
     ├── UnsupportedMediaType     (415 unsupported_media_type)
     ├── UndecodableImage         (422 undecodable_image)
-    │   └── ImageTooLarge        (422 image_too_large: decompression bombs)
+    │   └── ImageTooLarge        (422 image_too_large: over the pixel cap or the decode-memory budget)
     ├── UpstreamError            (502 upstream_error)
     └── UpstreamTimeout          (504 upstream_timeout)
 
@@ -72,7 +72,8 @@ class UndecodableImage(ServingError):
 
 
 class ImageTooLarge(UndecodableImage):
-    """Too many pixels to decode safely (a decompression bomb or a huge scan)."""
+    """Too many pixels, or too much memory, to decode safely (a decompression bomb, a huge scan, a tiny
+    file of huge 32-bit pixels); decided from the header, before decoding."""
 
     code = "image_too_large"
 

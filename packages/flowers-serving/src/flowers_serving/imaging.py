@@ -18,6 +18,7 @@ factor a few rows at a time.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -253,11 +254,9 @@ def _sniff_format(data: bytes) -> str | None:
     for name, (_factory, accept) in Image.OPEN.items():
         if name in ACCEPTED_FORMATS or accept is None:
             continue
-        try:
+        with contextlib.suppress(Exception):  # an accept function that chokes on the prefix names nothing
             if accept(head):
                 return name
-        except Exception:  # an accept function that chokes on the prefix names nothing
-            continue
     if head[4:8] == b"ftyp":
         return "HEIF/AVIF"
     if head.lstrip().startswith((b"<svg", b"<?xml")):

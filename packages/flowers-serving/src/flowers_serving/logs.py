@@ -18,6 +18,7 @@ import at every cold start, and we log one line per request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -114,10 +115,8 @@ def capture_stderr() -> Iterator[CapturedOutput]:
         try:
             yield captured
         finally:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
             os.dup2(saved, 2)
             os.close(saved)
             captured.size = sink.tell()
