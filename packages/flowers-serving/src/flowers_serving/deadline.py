@@ -147,7 +147,7 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
-class GuardedAdapter(IPFilterAdapter):
+class GuardedAdapter(IPFilterAdapter):  # type: ignore[misc]  # requests-hardened ships no types
     """requests-hardened's adapter + the deadline hooks + our address policy on the resolved address."""
 
     def __init__(self, *, is_https_proto: bool, allow_loopback: bool) -> None:

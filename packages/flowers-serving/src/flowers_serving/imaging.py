@@ -184,14 +184,17 @@ def _codec_cost(img: Image.Image, data_size: int, plan: _Plan) -> int:
         return 3 * width * height * 4
     if fmt == "BMP":
         # Pillow expands RLE BMPs in a Python bytearray, then copies it.
-        return 2 * width * height if img.info.get("compression") in (1, 2) or "rle" in str(img.tile) else 0
+        return (
+            2 * width * height if img.info.get("compression") in (1, 2) or "rle" in str(getattr(img, "tile", "")) else 0
+        )
     if fmt == "GIF":
         return width * height  # the frame Pillow keeps for disposal
     return width * height * 4
 
 
 def _png_bits_per_pixel(img: Image.Image) -> int:
-    rawmode = str(img.tile[0][3]) if img.tile else img.mode  # e.g. "RGB;16B", "P;4", "I;16B"
+    tile = getattr(img, "tile", None)
+    rawmode = str(tile[0][3]) if tile else img.mode  # e.g. "RGB;16B", "P;4", "I;16B"
     base, _, depth = rawmode.partition(";")
     channels = {"LA": 2, "RGB": 3, "RGBA": 4}.get(base, 1)
     digits = "".join(c for c in depth if c.isdigit())
