@@ -167,8 +167,9 @@ def _codec_cost(img: Image.Image, data_size: int, plan: _Plan) -> int:
             total += blocks_w * blocks_h * 64 * 2
         return total
     if fmt == "PNG":
-        # The inflater keeps the previous and the current raw row (and one more to unpack).
-        return 3 * (width * _png_bits_per_pixel(img) // 8 + 1)
+        # The inflater keeps the previous and the current raw row (and one more to unpack); text
+        # chunks (zTXt, iTXt, iCCP) may inflate up to Pillow's own cap while the image loads.
+        return 3 * (width * _png_bits_per_pixel(img) // 8 + 1) + PngImagePlugin.MAX_TEXT_MEMORY
     if fmt == "TIFF":
         tags = getattr(img, "tag_v2", {})
         bits = tags.get(258, (8,))
