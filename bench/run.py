@@ -505,7 +505,12 @@ def write_report(results: dict[str, Any], command: str) -> None:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+        + (
+            " Sections it did not run are those of the last full run, kept in bench/results.json."
+            if "--only" in command
+            else ""
+        ),
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
         "Every timing is the median of repetitions with (min–max) beside it; ratios are of medians from this same run.",
