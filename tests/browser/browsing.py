@@ -56,10 +56,13 @@ def open_page(browser: Any, origin: str, *, phone: bool = False) -> Visit:
     page.on("pageerror", lambda error: visit.errors.append(f"uncaught: {error}"))
     page.on(
         "console",
-        lambda message: visit.errors.append(message.text)
-        if message.type == "error" and "Content Security Policy" in message.text
-        else None,
+        lambda message: (
+            visit.errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
     )
     response = page.goto(f"{origin}/")
-    assert response is not None and response.status == 200, response
+    assert response is not None
+    assert response.status == 200, response
     return visit

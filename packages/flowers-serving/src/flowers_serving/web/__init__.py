@@ -43,13 +43,11 @@ _CONTENT_TYPES: Final = {
     ".jpg": "image/jpeg",
 }
 #: The page itself is revalidated on every load (a 304 when unchanged), so a
-#: deploy shows at once; the assets it links carry ``?v=<content hash>`` and
+#: deploy shows at once; the files it links carry ``?v=<content hash>`` and
 #: are then cached for a year; other requests for them for five minutes.
 _CACHE_PAGE: Final = "no-cache"
 _CACHE_VERSIONED: Final = "public, max-age=31536000, immutable"
 _CACHE_ASSET: Final = "public, max-age=300"
-#: Linked from index.html; rewritten there to carry their version.
-_VERSIONED: Final = ("web/app.css", "web/app.js", "web/icon.svg")
 _ASSET_ROOT: Final = "/web/"
 
 
@@ -84,8 +82,8 @@ def _site() -> dict[str, _File]:
 
     walk(static, "")
     page = static.joinpath("index.html").read_text("utf-8")
-    for link in _VERSIONED:
-        page = page.replace(f'"{link}"', f'"{link}?v={files["/" + link].version}"')
+    for path, found in files.items():  # every link to a file of ours gets its version
+        page = page.replace(f'"{path[1:]}"', f'"{path[1:]}?v={found.version}"')
     files["/"] = _file(page.encode(), "index.html")
     return files
 
@@ -141,7 +139,8 @@ def _cache_control(event: dict[str, Any], found: _File) -> str:
 
 
 def _header(event: dict[str, Any], name: str) -> str:
-    for key, value in (event.get("headers") or {}).items():
+    headers = event.get("headers")
+    for key, value in (headers if isinstance(headers, dict) else {}).items():
         if str(key).lower() == name:
             return str(value)
     return ""

@@ -143,7 +143,7 @@ async function classifySample(button) {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const blob = await response.blob();
     if (signal.aborted) return; // something newer was chosen meanwhile
-    await classifyFile(new File([blob], path.split("/").pop(), { type: "image/jpeg" }), button.querySelector("img").alt);
+    await classifyFile(new File([blob], new URL(path, document.baseURI).pathname.split("/").pop(), { type: "image/jpeg" }), button.querySelector("img").alt);
   } catch {
     if (!signal.aborted) showError(NETWORK_ERROR, "network_error");
   }
@@ -288,6 +288,7 @@ function showResult(body, roundTrip) {
   parts.push(`${Math.round(roundTrip)} ms round trip` + (service === null ? "" : ` (${service.toFixed(1)} ms to classify)`));
   parts.push(`model ${String(body.model ?? "?")} ${String(body.model_version ?? "")}`.trim());
   ui.meta.textContent = parts.join(" · ");
+  scrollResultIntoView();
   if (typeof body.request_id === "string") ui.meta.title = `request id ${body.request_id}`;
 }
 
@@ -320,6 +321,7 @@ function showError([title, hint], code, body = null, response = null) {
   ui.predictions.replaceChildren();
   const id = typeof body?.request_id === "string" ? body.request_id : response?.headers.get("x-amzn-requestid");
   ui.meta.textContent = response ? `HTTP ${response.status}${code ? ` · ${code}` : ""}${id ? ` · request ${id}` : ""}` : "";
+  scrollResultIntoView();
 }
 
 function retryAfter(response) {
@@ -354,7 +356,10 @@ function text(tag, content, className) {
 }
 
 function scrollResultIntoView() {
-  // On a phone the result is below the intake: bring it up without moving the focus.
+  // On a phone the result is below the intake: bring it up, without moving the focus.
   const box = ui.result.getBoundingClientRect();
-  if (box.top > window.innerHeight * 0.6) ui.result.scrollIntoView({ behavior: "smooth", block: "start" });
+  if (box.top > window.innerHeight * 0.6 || box.top < 0) {
+    const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    ui.result.scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "start" });
+  }
 }
