@@ -139,7 +139,7 @@ def _top_k(value: object) -> int:
         return DEFAULT_TOP_K
     if isinstance(value, bool):
         raise BadRequest(f"top_k must be an integer between 1 and {MAX_TOP_K}")
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         value = int(value.strip())
     if not isinstance(value, int) or not 1 <= value <= MAX_TOP_K:
         raise BadRequest(f"top_k must be an integer between 1 and {MAX_TOP_K}")
