@@ -240,6 +240,12 @@ ERROR_CASES: dict[str, tuple[Callable[[Visit, Any, Path], None], str, str]] = {
         "undecodable_image",
         "could not be read",
     ),
+    # 254 bytes that claim to be a huge PNG: the browser gives up on it, the service refuses it from its header.
+    "decompression-bomb": (
+        lambda v, _u, _t: v.page.set_input_files("#file", FIXTURES / "hostile" / "bomb.png"),
+        "image_too_large",
+        "too many pixels",
+    ),
     "not-an-image": (
         lambda v, _u, _t: v.page.set_input_files("#file", FIXTURES / "hostile" / "not-an-image.jpg"),
         "unsupported_media_type",

@@ -87,6 +87,7 @@ document.addEventListener("dragover", (event) => {
   if (carriesInput(event.dataTransfer)) event.preventDefault(); // allows the drop
 });
 document.addEventListener("drop", (event) => {
+  if (!carriesInput(event.dataTransfer)) return; // e.g. text dropped into the URL field
   event.preventDefault(); // never let the browser navigate to the dropped file
   dragDepth = 0;
   ui.drop.classList.remove("dragging");
