@@ -10,6 +10,7 @@ disk where only pip looks (uv would download a multi-GB CUDA build).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -47,6 +48,7 @@ nox.options.sessions = [
     "contract",
     "container",
     "deploy",
+    "browser",
 ]
 
 
@@ -152,7 +154,7 @@ def contract(session: nox.Session) -> None:
     """One set of contract cases against the handler in-process, the real RIE, the gateway front, and the client."""
     env = _rie(session)
     session.install(f"{SERVING}[litert,local]", str(CLIENT), *TEST_DEPS)
-    _pytest(session, ROOT / "tests", extra_env=env)
+    _pytest(session, ROOT / "tests", f"--ignore={ROOT / 'tests' / 'browser'}", extra_env=env)
 
 
 @nox.session
@@ -175,6 +177,23 @@ def container(session: nox.Session) -> None:
     # What the Lambda base image provides beside our lock: the runtime interface client.
     session.install("awslambdaric", "pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7", "packaging")
     _pytest(session, ROOT / "docker" / "tests", extra_env=env)
+
+
+def _chromium() -> str | None:
+    """An installed Chromium or Chrome: $FLOWERS_CHROMIUM, else the usual names on PATH."""
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+    return os.environ.get("FLOWERS_CHROMIUM") or next(filter(None, map(shutil.which, names)), None)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The web page in headless Chromium (Playwright, no browser download) against the real local stack."""
+    chromium = _chromium()
+    if chromium is None:
+        session.skip("no Chromium or Chrome installed (apt-get install chromium): the web page is not tested")
+    env = _rie(session)
+    session.install(f"{SERVING}[litert,local]", "playwright>=1.50", *TEST_DEPS)
+    _pytest(session, ROOT / "tests" / "browser", extra_env={**env, "FLOWERS_CHROMIUM": chromium})
 
 
 @nox.session

@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any, Final
 
+from flowers_serving import web
 from flowers_serving.classifier import Classification, Classifier
 from flowers_serving.errors import ServingError
 from flowers_serving.events import Request, parse_event
@@ -37,6 +38,9 @@ _state = {"cold": True}
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    page = web.respond(event)  # GET / and /web/...: the web page's files
+    if page is not None:
+        return page
     started = time.perf_counter()
     request_id = str(getattr(context, "aws_request_id", "") or uuid.uuid4())
     cold, _state["cold"] = _state["cold"], False

@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             f"RIE invoke:  POST {stack.rie_url}" + (f"  (+{args.workers - 1} more workers)" if args.workers > 1 else "")
         )
         print(f"API Gateway: POST {stack.gateway_url}/predict   GET {stack.gateway_url}/health")
+        print(f"Web page:    {stack.gateway_url}/")
         print(f"logs:        {stack.log_dir}   (ready in {time.perf_counter() - started:.1f} s; Ctrl-C stops)")
         sys.stdout.flush()
         stop.wait()

@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from flowers_serving import web
+
 __all__ = ["MAX_REQUEST_BYTES", "Gateway", "build_proxy_event"]
 
 logger = logging.getLogger("flowers_serving.local.gateway")
@@ -36,7 +38,7 @@ INTEGRATION_TIMEOUT_S: Final = 29.0
 #: ``BinaryMediaTypes`` in deploy/template.yaml declares.
 BINARY_MEDIA_PREFIXES: Final = ("image/", "application/octet-stream")
 STAGE: Final = "local"
-ROUTES: Final = {("POST", "/predict"), ("GET", "/health")}
+ROUTES: Final = {("POST", "/predict"), ("GET", "/health"), *(("GET", path) for path in web.paths())}
 
 
 def build_proxy_event(
