@@ -103,7 +103,7 @@ def _photos(rng: random.Random) -> Iterator[tuple[str, str, Image.Image]]:
     for package, relative, category in _PACKAGE_PHOTOS:
         path = _package_file(package, relative)
         if path is None:
-            raise SystemExit(f"{package} is not installed or lacks {relative}: pip install scikit-image scikit-learn mahotas matplotlib")
+            raise SystemExit(f"{package} lacks {relative}: pip install scikit-image scikit-learn mahotas matplotlib")
         img = Image.open(path).convert("RGB")
         source = f"{package}:{relative}"
         yield category, source, img
@@ -212,7 +212,7 @@ def _pattern(rng: random.Random, np_rng: np.random.Generator, size: int) -> Imag
     return Image.fromarray((a * (1 - t) + b * t).astype(np.uint8))
 
 
-_WORDS = "invoice total receipt meeting agenda report chapter summary flowers model error update page".split()
+_WORDS = ("invoice", "total", "receipt", "meeting", "agenda", "report", "summary", "model", "error", "page")
 
 
 def _text(rng: random.Random, np_rng: np.random.Generator, size: int) -> Image.Image:

@@ -77,7 +77,7 @@ def auroc(positive: Array, negative: Array) -> float:
 def threshold_for(scores: Array, accept: float) -> float:
     """The highest threshold that keeps at least ``accept`` of ``scores`` (score >= threshold)."""
     ordered = np.sort(scores)
-    return float(ordered[int(math.floor((1 - accept) * len(ordered)))])
+    return float(ordered[math.floor((1 - accept) * len(ordered))])
 
 
 def fit_scorer(

@@ -150,7 +150,9 @@ class Classifier:
         # Output order in a converted file is not guaranteed: tell logits from features by width.
         by_width = {int(o["shape"][-1]): o for o in outputs}
         if len(self.labels) not in by_width or len(outputs) > 2:
-            raise ValueError(f"model outputs {[list(o['shape']) for o in outputs]} do not fit {len(self.labels)} labels")
+            raise ValueError(
+                f"model outputs {[list(o['shape']) for o in outputs]} do not fit {len(self.labels)} labels"
+            )
         out = by_width.pop(len(self.labels))
         features = next(iter(by_width.values()), None)
         self._input_index: int = inp["index"]
