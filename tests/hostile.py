@@ -10,6 +10,7 @@ service must answer (``None``: classified, else the error code).
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -21,26 +22,20 @@ __all__ = ["CLASSES", "HostileImage", "bmp_rle8", "gif", "png", "tiff"]
 _BLOCK = 1 << 20
 
 
-def _zlib_zeros(total: int, *, row: int = 0, filter_byte: bool = False) -> bytes:
-    """zlib-compressed zeros (``total`` bytes, or rows of ``row`` bytes each led by PNG filter byte 0)."""
-    comp = zlib.compressobj(9)
-    parts: list[bytes] = []
-    if filter_byte:
-        rows_per_block = max(1, _BLOCK // (row + 1))
-        block = b"\x00" * ((row + 1) * rows_per_block)
-        rows = total // row if row else 0
-        while rows > 0:
-            n = min(rows, rows_per_block)
-            parts.append(comp.compress(block[: n * (row + 1)]))
-            rows -= n
-    else:
-        block = b"\x00" * _BLOCK
-        while total > 0:
-            n = min(total, _BLOCK)
-            parts.append(comp.compress(block[:n]))
-            total -= n
-    parts.append(comp.flush())
-    return b"".join(parts)
+@functools.cache
+def _zero_segment() -> bytes:
+    """Raw deflate of one block of zeros, ended by a full flush: it can be repeated as is."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return comp.compress(b"\x00" * _BLOCK) + comp.flush(zlib.Z_FULL_FLUSH)
+
+
+def _zlib_zeros(total: int) -> bytes:
+    """A zlib stream of ``total`` zero bytes, built without compressing them all (fast for gigabytes)."""
+    full, rest = divmod(total, _BLOCK)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    tail = comp.compress(b"\x00" * rest) + comp.flush()
+    adler = ((total % 65521) << 16) | 1  # Adler-32 of n zeros: a stays 1, b grows by 1 per byte
+    return b"\x78\xda" + _zero_segment() * full + tail + struct.pack(">I", adler)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -75,23 +70,17 @@ def png(
     if frames > 1:
         out.append(_png_chunk(b"acTL", struct.pack(">II", frames, 0)))
     if interlace:
-        # Adam7: seven passes, each a sub-image with its own filtered rows.
-        data = b""
-        comp = zlib.compressobj(9)
+        # Adam7: seven passes, each a sub-image with its own filtered rows (all zero bytes here).
         passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
-        parts = []
+        total = 0
         for x0, y0, dx, dy in passes:
             pw = (width - x0 + dx - 1) // dx if width > x0 else 0
             ph = (height - y0 + dy - 1) // dy if height > y0 else 0
             if pw and ph:
-                prow = (pw * _PNG_CHANNELS[color_type] * bit_depth + 7) // 8
-                line = b"\x00" * (prow + 1)
-                for _ in range(ph):
-                    parts.append(comp.compress(line))
-        parts.append(comp.flush())
-        data = b"".join(parts)
+                total += ph * ((pw * _PNG_CHANNELS[color_type] * bit_depth + 7) // 8 + 1)
+        data = _zlib_zeros(total)
     else:
-        data = _zlib_zeros(row * (rows or height), row=row, filter_byte=True)
+        data = _zlib_zeros((row + 1) * (rows or height))  # filter byte 0 and zero pixels: all zeros
     seq = 0
     for frame in range(frames):
         if frames > 1:
@@ -104,6 +93,14 @@ def png(
             seq += 1
     out.append(_png_chunk(b"IEND", b""))
     return b"".join(out)
+
+
+def png_text_bomb(chunks: int = 200) -> bytes:
+    """A small PNG with ``chunks`` zTXt chunks that each inflate to 1 MB (Pillow stops at 64 MB)."""
+    inflates_to_1mb = zlib.compress(b"a" * (1024 * 1024 - 100), 9)
+    text = b"".join(_png_chunk(b"zTXt", b"k%d\x00\x00" % i + inflates_to_1mb) for i in range(chunks))
+    base = png(1000, 1000)
+    return base[:33] + text + base[33:]  # after the IHDR chunk
 
 
 def tiff(
@@ -324,6 +321,7 @@ CLASSES: list[HostileImage] = [
     HostileImage("palette-png-6324x6324", lambda: png(6324, 6324, color_type=3, transparency=True), None),
     HostileImage("bilevel-png-6324x6324", lambda: png(6324, 6324, bit_depth=1, color_type=0), None),
     HostileImage("apng-50-frames-3000x3000", lambda: png(3000, 3000, frames=50), None),
+    HostileImage("png-text-chunks-200mb", png_text_bomb, "undecodable_image"),
     HostileImage("png-60000x60000", lambda: png(60_000, 60_000, rows=1), "image_too_large"),
     # GIF, BMP: palette images, one frame decoded of many.
     HostileImage("gif-6324x6324", lambda: gif(6324, 6324), None),

@@ -176,7 +176,7 @@ def test_decode_budget_is_checked_before_decoding() -> None:
     Image.new("RGB", (3000, 2000)).save(buf, format="PNG")
     with pytest.raises(ImageTooLarge, match="MiB"):
         decode_image(buf.getvalue(), max_decode_bytes=16 * 1024 * 1024)
-    assert decode_image(buf.getvalue(), max_decode_bytes=64 * 1024 * 1024).size == (3000, 2000)
+    assert decode_image(buf.getvalue(), max_decode_bytes=128 * 1024 * 1024).size == (3000, 2000)
 
 
 def test_one_strip_tiffs_cost_twice_their_pixels() -> None:

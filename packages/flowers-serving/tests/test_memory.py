@@ -27,6 +27,8 @@ pytestmark = [
     pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc"),
     # Decoding does not depend on the inference runtime: one run (LiteRT, what ships) is enough for CI time.
     pytest.mark.skipif(os.environ.get("FLOWERS_RUNTIME") == "tflite-runtime", reason="checked with LiteRT"),
+    # Making the images and decoding ~40 of them at up to 40 megapixels: a minute or two, more on a busy machine.
+    pytest.mark.timeout(1200),
 ]
 
 

@@ -44,7 +44,7 @@ from PIL import (
     WebPImagePlugin,
 )
 
-from flowers_serving.errors import ImageTooLarge, UndecodableImage, UnsupportedMediaType
+from flowers_serving.errors import ImageTooLarge, ServingError, UndecodableImage, UnsupportedMediaType
 from flowers_serving.logs import capture_stderr
 
 __all__ = [
@@ -167,8 +167,9 @@ def _codec_cost(img: Image.Image, data_size: int, plan: _Plan) -> int:
             total += blocks_w * blocks_h * 64 * 2
         return total
     if fmt == "PNG":
-        # The inflater keeps the previous and the current raw row (and one more to unpack).
-        return 3 * (width * _png_bits_per_pixel(img) // 8 + 1)
+        # The inflater keeps the previous and the current raw row (and one more to unpack); text
+        # chunks (zTXt, iTXt, iCCP) may inflate up to Pillow's own cap while the image loads.
+        return 3 * (width * _png_bits_per_pixel(img) // 8 + 1) + PngImagePlugin.MAX_TEXT_MEMORY
     if fmt == "TIFF":
         tags = getattr(img, "tag_v2", {})
         bits = tags.get(258, (8,))
@@ -176,7 +177,7 @@ def _codec_cost(img: Image.Image, data_size: int, plan: _Plan) -> int:
         if 322 in tags and 323 in tags:  # tiled
             chunk_pixels = int(tags[322]) * int(tags[323])
         else:
-            chunk_pixels = width * min(height, int(tags.get(278, height)))
+            chunk_pixels = width * min(height, int(tags.get(278, height)) or height)
         # libtiff reads a whole strip (or tile), in its raw depth or as RGBA, and gets the file as one buffer.
         return chunk_pixels * max(raw_bpp, 4) + data_size
     if fmt == "WEBP":
@@ -295,9 +296,21 @@ def _decode(
 ) -> Image.Image:
     with _image_problems():
         img = _open(data)
-        return _decode_opened(
-            img, data, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes, draft_size=draft_size, square=square
-        )
+        try:
+            return _decode_opened(
+                img,
+                data,
+                max_pixels=max_pixels,
+                max_decode_bytes=max_decode_bytes,
+                draft_size=draft_size,
+                square=square,
+            )
+        except ServingError:
+            raise
+        except MemoryError as exc:  # an estimate was wrong: refuse, and keep serving
+            raise ImageTooLarge("the image needs more memory to decode than the function has") from exc
+        except Exception as exc:  # any decoder failure on untrusted bytes is a bad image, not our bug
+            raise UndecodableImage(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
 
 
 def _decode_opened(
@@ -325,14 +338,9 @@ def _decode_opened(
             f"decoding this {width}x{height} {img.format} ({img.mode}) image would take about "
             f"{math.ceil(cost / mib)} MiB; the limit is {max_decode_bytes // mib} MiB"
         )
-    try:
-        img.load()
-        orientation = _orientation(img)
-        rgb = _to_rgb(img, plan)
-    except MemoryError as exc:  # the estimate was wrong: refuse, and keep serving
-        raise ImageTooLarge("the image needs more memory to decode than the function has") from exc
-    except Exception as exc:  # any decoder failure on untrusted bytes is a bad image, not our bug
-        raise UndecodableImage(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
+    img.load()
+    orientation = _orientation(img)
+    rgb = _to_rgb(img, plan)
     method = _TRANSPOSE.get(orientation)
     return rgb.transpose(method) if method is not None else rgb
 
