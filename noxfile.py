@@ -155,12 +155,15 @@ def _install_torch(session: nox.Session) -> None:
     """
     session.run("python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     index = ["--extra-index-url", TORCH_CPU_INDEX] if TORCH_CPU_INDEX and _reachable(TORCH_CPU_INDEX) else []
-    if not index and python_matrix.platform_key() == "linux-x86_64":
-        session.log(
-            f"{TORCH_CPU_INDEX or 'no CPU index (FLOWERS_TORCH_INDEX is empty)'} cannot be reached: "
-            "torch comes from pip's configured index (on plain PyPI that is the CUDA build, about 2.5 GB)"
-        )
     session.run("python", "-m", "pip", "install", "--quiet", TORCH_PIN, *index)
+    version = session.run(
+        "python", "-c", "import importlib.metadata as m; print(m.version('torch'))", silent=True, log=False
+    )
+    if python_matrix.platform_key() == "linux-x86_64" and "+cpu" not in str(version):
+        session.warn(
+            f"torch {str(version).strip()} is the CUDA build (about 2.5 GB): {TORCH_CPU_INDEX or 'no CPU index'} "
+            "could not be reached; FLOWERS_TORCH_INDEX can name a mirror of it"
+        )
 
 
 def _data_or_exit(session: nox.Session, *flags: str) -> Path:

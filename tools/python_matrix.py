@@ -125,12 +125,26 @@ def platform_key(sys_platform: str = sys.platform, machine: str = _platform.mach
 
 
 def installed(version: str) -> bool:
-    """Whether ``pythonX.Y`` is on PATH (or, on Windows, known to the ``py`` launcher), as nox looks."""
-    if shutil.which(f"python{version}"):
-        return True
-    if sys.platform == "win32" and shutil.which("py"):
-        return subprocess.run(["py", f"-{version}", "-c", ""], capture_output=True, check=False).returncode == 0
-    return False
+    """Whether ``pythonX.Y`` on PATH (on Windows: the ``py`` launcher) runs and is that version, as nox finds it.
+
+    Run, not only looked up: a version manager's shim (pyenv) is on PATH for every version it knows, and fails
+    for those not selected.
+    """
+    found = shutil.which(f"python{version}")
+    command = [found] if found else ["py", f"-{version}"] if sys.platform == "win32" and shutil.which("py") else None
+    if command is None:
+        return False
+    try:
+        out = subprocess.run(
+            [*command, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == version
 
 
 @dataclass(frozen=True)
