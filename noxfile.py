@@ -57,6 +57,7 @@ TEST_DEPS = [
     "pytest-timeout>=2.3",
     "pytest-socket>=0.7",
 ]
+PYTEST = ["pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7"]  # all the model tests need beside the model
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
@@ -75,7 +76,9 @@ nox.options.sessions = [
 ]
 
 
-def _pytest(session: nox.Session, *args: Path | str, extra_env: dict[str, str] | None = None) -> None:
+def _pytest(
+    session: nox.Session, *args: Path | str, extra_env: dict[str, str] | None = None, timeout: int = 300
+) -> None:
     """The one pytest call every test session shares: paths and options, then posargs."""
     env = {"FLOWERS_DATA": str(DATA), **(extra_env or {})}
     session.run(
@@ -83,7 +86,7 @@ def _pytest(session: nox.Session, *args: Path | str, extra_env: dict[str, str] |
         "-m",
         "pytest",
         *map(str, args),
-        "--timeout=300",
+        f"--timeout={timeout}",  # a guard against hangs, not a speed target
         "-p",
         "no:cacheprovider",
         # Unit and contract tests talk to loopback only (pytest-socket refuses anything else).
@@ -195,7 +198,7 @@ def _data_or_exit(session: nox.Session, *flags: str) -> Path:
 @nox.session
 def repo(session: nox.Session) -> None:
     """The repository itself: no machine paths in tracked files; the wheel table and our pins against PyPI."""
-    session.install("pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7", "packaging>=24", "uv>=0.5")
+    session.install(*PYTEST, "packaging>=24", "uv>=0.5")
     session.install("tomli>=2; python_version < '3.11'")
     _pytest(session, ROOT / "tools" / "tests")
     # Needs PyPI (CI reaches it): every cell of the table, then our dependencies and the lock on 3.10-3.13.
@@ -259,7 +262,7 @@ def model(session: nox.Session) -> None:
     """Model pipeline tests on a tiny data set: prepare, train, resume, evaluate the shipped model (no exporter)."""
     _skip_without_wheels(session, TORCH, LITERT)
     _install_torch(session)
-    session.run("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]", *TEST_DEPS)
+    session.run("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]", *PYTEST)
     _pytest(session, MODEL / "tests", "-m", "not export")
 
 
@@ -269,8 +272,9 @@ def model_export(session: nox.Session) -> None:
     _skip_without_wheels(session, TORCH, EXPORTER)
     _install_torch(session)
     # The export extra brings the ai-edge-litert that litert-torch needs (2.3); serving runs on it too.
-    session.run("python", "-m", "pip", "install", "--quiet", f"{MODEL}[export]", str(SERVING), *TEST_DEPS)
-    _pytest(session, MODEL / "tests", "-m", "export")
+    session.run("python", "-m", "pip", "install", "--quiet", f"{MODEL}[export]", str(SERVING), *PYTEST)
+    # Converting even a tiny EfficientNet traces it through JAX: minutes of CPU on a busy 2-core machine.
+    _pytest(session, MODEL / "tests", "-m", "export", timeout=1200)
 
 
 @nox.session
