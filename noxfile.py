@@ -70,6 +70,7 @@ nox.options.sessions = [
     "client_isolated",
     "serving",
     "model",
+    "model_export",
     "contract",
     "container",
     "deploy",
