@@ -85,6 +85,7 @@ def test_resume_refuses_another_config(trained: Path, tiny_data: Path) -> None:
         train.train(cfg, resume=True)
 
 
+@pytest.mark.export
 def test_export_then_evaluate_through_the_serving_path(
     trained: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,6 +100,10 @@ def test_export_then_evaluate_through_the_serving_path(
         version="0.0.1",
     )
     assert metadata["quantization"] == "static"
+    # Where it was trained is recorded without this machine's folders (here both lie outside the repository).
+    assert metadata["train_config"]["data_dir"] == tiny_data.name
+    assert metadata["train_config"]["out_dir"] == trained.name
+    assert str(tiny_data.parent) not in (artifacts / "metadata.json").read_text()
     assert (artifacts / "flowers.tflite").stat().st_size < 6_000_000
     assert len((artifacts / "labels.txt").read_text().splitlines()) == 102
     # The logits come out in float: an int8 output clipped confident photos to one top score (issue #16).

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from flowers_model import __version__
-from flowers_model.data import load_split
+from flowers_model.data import data_dir_or_exit, default_data_dir, load_split
 from flowers_model.net import NHWCExport, build_model
 from flowers_model.not_a_flower import fit_scorer
+from flowers_model.paths import portable_paths
 from flowers_serving.classifier import LABELS_FILE, METADATA_FILE, MODEL_FILE, Classifier
 from flowers_serving.flower_score import SCORER_FILE
 from flowers_serving.imaging import load_image
@@ -163,7 +164,7 @@ def export(
         "temperature": checkpoint.get("temperature", 1.0),
         "quantization": quantization,
         "best_epoch": checkpoint["epoch"] + 1,
-        "train_config": cfg,
+        "train_config": portable_paths(cfg, ("data_dir", "out_dir", "init_from")),  # no paths of this machine
         "training_history": _history(checkpoint_path.parent),
         "export_seconds": round(time.time() - started, 1),
     }
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=Path("model/runs/lite0/best.pt"))
     parser.add_argument("--out", type=Path, default=Path("model/artifacts"))
-    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/oxford102"))
+    parser.add_argument("--data", type=Path, default=None, help="calibration images (default: as evaluate finds it)")
     parser.add_argument("--quantization", choices=["static", "dynamic", "none"], default="static")
     parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--name", default="flowers-efficientnet-lite0")
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out,
         quantization=args.quantization,
         calibration_images=args.calibration_images,
-        data_dir=args.data,
+        data_dir=data_dir_or_exit(args.data or default_data_dir()),
         name=args.name,
         version=args.version,
     )

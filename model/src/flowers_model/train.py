@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from flowers_model.config import TrainConfig, apply_overrides
-from flowers_model.data import load_class_names, load_split
+from flowers_model.data import data_dir_or_exit, load_class_names, load_split
 from flowers_model.dataset import Corruptions, ImageDataset
 from flowers_model.net import FlowerNet, build_model
 
@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=3")
     args = parser.parse_args(argv)
     cfg = apply_overrides(TrainConfig(), args.overrides, args.config)
+    data_dir_or_exit(Path(cfg.data_dir))
     print(json.dumps(dataclasses.asdict(cfg)))
     train(cfg, resume=args.resume)
 
