@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import re
+import shutil
 import sys
 import urllib.request
 import zipfile
