@@ -10,6 +10,8 @@ disk where only pip looks (uv would download a multi-GB CUDA build).
 from __future__ import annotations
 
 import os
+import platform
+import signal
 import sys
 import zipfile
 from pathlib import Path
@@ -69,10 +71,15 @@ def _pytest(session: nox.Session, *paths: Path | str, extra_env: dict[str, str] 
 
 
 def _rie(session: nox.Session) -> dict[str, str]:
-    """Fetch the RIE binary and SAM's sample events from the aws-sam-cli wheel (once)."""
-    rapid = TOOLS / "samcli" / "local" / "rapid" / "aws-lambda-rie-x86_64"
+    """Fetch the RIE binaries and SAM's sample events from the aws-sam-cli wheel (once); point at this machine's.
+
+    The wheel ships ``aws-lambda-rie-x86_64`` and ``-arm64`` (static Linux binaries). Where neither runs
+    (macOS, Windows, another architecture), no binary is named and the local stack runs the built-in
+    Python runtime instead.
+    """
+    rapid = TOOLS / "samcli" / "local" / "rapid"
     events = TOOLS / "samcli" / "lib" / "generated_sample_events" / "events" / "apigateway"
-    if not rapid.exists() or not events.exists():
+    if not all((rapid / f"aws-lambda-rie-{arch}").exists() for arch in ("x86_64", "arm64")) or not events.exists():
         TOOLS.mkdir(exist_ok=True)
         session.run(
             sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SAM_CLI, "-d", str(TOOLS), external=True
@@ -85,9 +92,32 @@ def _rie(session: nox.Session) -> dict[str, str]:
                 ):
                     archive.extract(name, TOOLS)
         wheel.unlink()
-        for binary in (TOOLS / "samcli" / "local" / "rapid").glob("aws-lambda-rie-*"):
+        for binary in rapid.glob("aws-lambda-rie-*"):
             binary.chmod(0o755)
-    return {"FLOWERS_RIE_BINARY": str(rapid), "FLOWERS_SAM_EVENTS": str(events)}
+    env = {"FLOWERS_SAM_EVENTS": str(events)}
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+    if sys.platform.startswith("linux") and arch:
+        env["FLOWERS_RIE_BINARY"] = str(rapid / f"aws-lambda-rie-{arch}")
+    return env
+
+
+def _run_until_stopped(session: nox.Session, *args: str, env: dict[str, str]) -> None:
+    """Run a long-lived command so that SIGTERM or SIGHUP to nox stops it as Ctrl-C does.
+
+    nox only handles KeyboardInterrupt (then waits ``interrupt_timeout`` for the child, terminates it, waits
+    ``terminate_timeout``, kills it); untreated, SIGTERM would kill nox alone and orphan the stack. The child
+    needs a few seconds to stop its emulators in order, so it gets them before any SIGKILL.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM))}
+    try:
+        session.run(*args, env=env, interrupt_timeout=1.0, terminate_timeout=20.0)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _install_torch(session: nox.Session) -> None:
@@ -131,7 +161,7 @@ def client_isolated(session: nox.Session) -> None:
 @nox.parametrize("runtime", ["litert", "tflite"])
 def serving(session: nox.Session, runtime: str) -> None:
     """flowers-serving unit tests, once per inference runtime (LiteRT, tflite-runtime 2.14 with numpy<2)."""
-    session.install(f"{SERVING}[{runtime}]", *TEST_DEPS)
+    session.install(f"{SERVING}[{runtime},local]", *TEST_DEPS)
     runtime_name = "litert" if runtime == "litert" else "tflite-runtime"
     _pytest(
         session, SERVING / "tests", extra_env={"FLOWERS_RUNTIME": runtime_name, "FLOWERS_EXPECT_RUNTIME": runtime_name}
@@ -179,10 +209,10 @@ def container(session: nox.Session) -> None:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Run the local stack until Ctrl-C: RIE on :8080, API Gateway front on :3000 (override after --)."""
+    """Run the local stack until Ctrl-C/SIGTERM: API Gateway front on :3000, direct invoke on :8080 (-- --help)."""
     env = _rie(session)
     session.install(f"{SERVING}[litert,local]")
-    session.run("flowers-serve", *session.posargs, env=env)
+    _run_until_stopped(session, "flowers-serve", *session.posargs, env=env)
 
 
 @nox.session
@@ -190,7 +220,7 @@ def demo(session: nox.Session) -> None:
     """The main job end to end: start the local stack, classify sample photos with the `flowers` CLI, stop."""
     env = _rie(session)
     session.install(f"{SERVING}[litert,local]", str(CLIENT))
-    session.run("python", str(ROOT / "scripts" / "demo.py"), *session.posargs, env=env)
+    _run_until_stopped(session, "python", str(ROOT / "scripts" / "demo.py"), *session.posargs, env=env)
 
 
 @nox.session(venv_backend="virtualenv")

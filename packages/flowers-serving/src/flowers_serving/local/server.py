@@ -305,6 +305,11 @@ class HttpServer:
                 return None
             assert isinstance(event, h11.Request), event
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()]
+            # h11 bounds a head that arrives in pieces; one that arrives whole is measured here.
+            if len(event.target) + sum(len(k) + len(v) + 4 for k, v in headers) > limits.max_header_bytes:
+                raise _Refuse(
+                    json_error(431, "bad_request", f"the request head is larger than {limits.max_header_bytes:,} bytes")
+                )
             names = {k.lower() for k, _ in headers}
             if "transfer-encoding" in names and "content-length" in names:
                 # RFC 9112 lets a server refuse this: it is how requests are smuggled past proxies.
@@ -388,11 +393,20 @@ class HttpServer:
         finally:
             sock.close()
 
-    def _send_quietly(self, sock: socket.socket, data: bytes) -> None:
-        with contextlib.suppress(OSError):
-            sock.settimeout(1.0)
+    @staticmethod
+    def _send_quietly(sock: socket.socket, data: bytes) -> None:
+        """Answer a connection over the cap without a thread: a short drain, so the answer is not lost to a reset."""
+        try:
+            sock.settimeout(0.5)
             sock.sendall(data)
-        self._close(sock, linger=False)
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 0.05
+            while _recv(sock, deadline):
+                pass
+        except (OSError, _Timeout):
+            pass
+        finally:
+            sock.close()
 
     def __enter__(self) -> HttpServer:
         return self.start()
