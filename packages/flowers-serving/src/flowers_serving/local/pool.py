@@ -51,7 +51,10 @@ class Reply:
 
 
 class RuntimeGone(Exception):
-    """The runtime died or dropped the connection. ``sent``: the payload may have reached the function."""
+    """The runtime died or dropped the connection (the message says how, after the runtime's name).
+
+    ``sent``: the payload may have reached the function.
+    """
 
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)

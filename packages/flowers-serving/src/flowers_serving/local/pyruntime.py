@@ -152,11 +152,11 @@ class PythonRuntime:
     def invoke(self, payload: bytes, timeout: float) -> Reply:
         process = self._process
         if process is None or process.stdin is None or process.poll() is not None:
-            raise RuntimeGone(f"{self.describe()} is not running", sent=False)
+            raise RuntimeGone("is not running", sent=False)
         try:
             _write_frame(process.stdin, payload)
         except (OSError, ValueError) as exc:
-            raise RuntimeGone(f"{self.describe()} did not take the invoke ({exc!r})", sent=False) from None
+            raise RuntimeGone(f"did not take the invoke ({exc!r})", sent=False) from None
         try:
             reply = self._replies.get(timeout=min(timeout, self.timeout_s))
         except queue.Empty:
@@ -167,7 +167,7 @@ class PythonRuntime:
                 raise TimeoutError from None  # the caller gave up first (API Gateway's 29 s)
             return Reply(200, f"Task timed out after {self.timeout_s:.2f} seconds".encode(), "text/plain")
         if reply is None:
-            raise RuntimeGone(f"{self.describe()} exited (code {process.wait()})", sent=True)
+            raise RuntimeGone(f"exited (code {process.wait()})", sent=True)
         return Reply(200, reply, "application/json")
 
 

@@ -289,7 +289,7 @@ class RieRuntime:
     def invoke(self, payload: bytes, timeout: float) -> Reply:
         port = self.port
         if port is None:
-            raise RuntimeGone("the RIE was never started", sent=False)
+            raise RuntimeGone("was never started", sent=False)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
             try:
@@ -297,7 +297,7 @@ class RieRuntime:
             except TimeoutError:
                 raise
             except OSError as exc:
-                raise RuntimeGone(f"{self.describe()} refused the connection ({exc})", sent=False) from None
+                raise RuntimeGone(f"refused the connection ({exc})", sent=False) from None
             try:
                 conn.request("POST", INVOKE_PATH, body=payload, headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
@@ -305,7 +305,7 @@ class RieRuntime:
             except TimeoutError:
                 raise
             except (OSError, http.client.HTTPException) as exc:
-                raise RuntimeGone(f"{self.describe()} dropped the invoke ({exc!r})", sent=True) from None
+                raise RuntimeGone(f"dropped the invoke ({exc!r})", sent=True) from None
             return Reply(response.status, body, response.getheader("Content-Type") or "application/json")
         finally:
             conn.close()
