@@ -1,7 +1,7 @@
 """The built-in Python runtime: the handler without the RIE, where no RIE can run (macOS, Windows).
 
 A child process (``python -m flowers_serving.local.pyruntime``) imports
-``lambda_handler`` and calls it once per invoke, as ``awslambdaric`` would;
+``lambda_handler`` (the init phase) and calls it once per invoke, as ``awslambdaric`` would;
 events and replies travel over its stdin/stdout as length-prefixed frames, and
 everything the handler prints goes to the log file. Replies mimic the RIE's:
 the handler's JSON, an ``errorType`` object for an exception that escaped or
@@ -26,7 +26,7 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Final
 
 from flowers_serving.local.pool import Reply, RuntimeGone
 
@@ -34,6 +34,8 @@ __all__ = ["PythonRuntime"]
 
 _HEADER: Final = struct.Struct(">I")
 _READY: Final = b"ready"
+#: Importing the handler loads the model; on a busy machine that takes seconds.
+INIT_TIMEOUT_S: Final = 60.0
 
 
 def _write_frame(stream: IO[bytes], data: bytes) -> None:
@@ -116,7 +118,7 @@ class PythonRuntime:
             target=self._read_replies, args=(self._process.stdout, replies), name="pyruntime-reader", daemon=True
         ).start()
         try:
-            first = replies.get(timeout=30)
+            first = replies.get(timeout=INIT_TIMEOUT_S)
         except queue.Empty:
             first = None
         if first != _READY:
@@ -198,8 +200,10 @@ def _child() -> int:
     os.dup2(2, 1)  # what the handler prints (its JSON logs) goes to the log file, never into the frames
     events = sys.stdin.buffer
     timeout_s = int(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "28"))
+    # The init phase, before any invoke and outside its timeout, as Lambda runs it: the cold start.
+    from flowers_serving.handler import lambda_handler as handler
+
     _write_frame(replies, _READY)
-    handler: Any = None
     while (payload := _read_frame(events)) is not None:
         context = _Context(deadline=time.monotonic() + timeout_s)
         try:
@@ -208,8 +212,6 @@ def _child() -> int:
             _write_frame(replies, _error("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}"))
             continue
         try:
-            if handler is None:  # imported at the first invoke, as awslambdaric does: the cold start
-                from flowers_serving.handler import lambda_handler as handler
             result = handler(event, context)
         except Exception as exc:
             trace = traceback.format_tb(exc.__traceback__)
