@@ -16,7 +16,6 @@ sys.path.insert(0, str(HERE))
 from contract.cases import STACK_ENV  # noqa: E402
 from upstream import Upstream  # noqa: E402
 
-
 # The in-process handler reads its settings at import: set them first.
 os.environ.update(STACK_ENV)
 

@@ -313,7 +313,9 @@ def test_workers_run_side_by_side(runtime: str, image_host: ImageHost, tmp_path:
     with LocalStack(rie_port=0, gateway_port=0, workers=2, env=STACK_ENV, runtime=runtime, log_dir=tmp_path) as local:
         body = {"url": image_host.url("/together.jpg"), "top_k": 1}
         with ThreadPoolExecutor(2) as executor:
-            replies = list(executor.map(lambda _: requests.post(local.rie_url, json=body, timeout=PATIENCE_S), range(2)))
+            replies = list(
+                executor.map(lambda _: requests.post(local.rie_url, json=body, timeout=PATIENCE_S), range(2))
+            )
     assert [r.json().get("predictions", [{}])[0].get("class_id") for r in replies] == [FLOWER_CLASS] * 2
 
 
@@ -344,13 +346,14 @@ class ForeignServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def _answer(self) -> None:
+            def do_GET(self) -> None:
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = _answer
+            def do_POST(self) -> None:
+                self.do_GET()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port: int = self._server.server_address[1]
@@ -470,7 +473,8 @@ def _serve(tmp_path: Path, runtime: str, *extra: str) -> tuple[subprocess.Popen[
     text = "".join(lines)
     gateway = re.search(r"POST (http://\S+)/predict", text)
     invoke = re.search(r"POST (http://\S+/invocations)", text)
-    assert gateway and invoke, (text, process.stderr.read() if process.poll() is not None and process.stderr else "")
+    assert gateway, text
+    assert invoke, text
     return process, gateway.group(1), invoke.group(1)
 
 

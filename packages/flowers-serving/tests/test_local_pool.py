@@ -232,7 +232,9 @@ def test_python_runtime_serves_concurrent_invokes(python_front: InvokeFront, flo
 
     body = {"image": base64.b64encode(flower_bytes).decode(), "top_k": 1}
     with ThreadPoolExecutor(6) as executor:
-        replies = list(executor.map(lambda _: requests.post(python_front.url, json=body, timeout=PATIENCE_S), range(12)))
+        replies = list(
+            executor.map(lambda _: requests.post(python_front.url, json=body, timeout=PATIENCE_S), range(12))
+        )
     assert {r.status_code for r in replies} == {200}
     assert {r.json()["predictions"][0]["class_id"] for r in replies} == {54}
 
@@ -251,7 +253,8 @@ def test_python_runtime_killed_is_restarted(python_front: InvokeFront) -> None:
     import signal
 
     runtime = python_front._pool.runtimes[0]
-    assert isinstance(runtime, PythonRuntime) and runtime.pid is not None
+    assert isinstance(runtime, PythonRuntime)
+    assert runtime.pid is not None
     killed = runtime.pid
     os.kill(runtime.pid, signal.SIGKILL)
     wait_for(lambda: runtime.returncode is not None or runtime.pid != killed, "the kill")

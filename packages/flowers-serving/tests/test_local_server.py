@@ -100,7 +100,7 @@ def post(length: str | list[str], body: bytes = b"", extra: str = "") -> bytes:
 
 
 def test_a_good_request_reaches_the_app(server: HttpServer, app: Recorder) -> None:
-    status, headers, body = exchange(server, post("5", b"hello"))
+    status, _, body = exchange(server, post("5", b"hello"))
     assert (status, json.loads(body)) == (200, {"got": 5})
     assert app.requests[0].body == b"hello"
     assert app.requests[0].header("content-length") == "5"
@@ -242,7 +242,7 @@ def test_connections_over_the_cap_get_503(server: HttpServer, app: Recorder) -> 
         deadline = time.monotonic() + PATIENCE_S
         while len(app.requests) < LIMITS.max_connections and time.monotonic() < deadline:
             time.sleep(0.01)
-        status, headers, body = exchange(server, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        status, headers, _ = exchange(server, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert status == 503
         assert headers["retry-after"] == "1"
     finally:

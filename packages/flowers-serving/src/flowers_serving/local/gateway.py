@@ -177,7 +177,10 @@ class Gateway:
             known = ", ".join(f"{m} {p}" for m, p in sorted(self.routes, key=lambda r: (r[1], r[0])))
             if methods:
                 response = json_error(
-                    405, "bad_request", f"{request.method} {path} is not a route; use {known}", {"Allow": ", ".join(methods)}
+                    405,
+                    "bad_request",
+                    f"{request.method} {path} is not a route; use {known}",
+                    {"Allow": ", ".join(methods)},
                 )
             else:
                 response = json_error(404, "bad_request", f"{request.method} {path} is not a route; use {known}")
@@ -192,13 +195,16 @@ class Gateway:
         request_id = str(uuid.uuid4())
         started = time.monotonic()
         event = build_proxy_event(
-            request.method, request.target, request.headers, request.body, request_id=request_id, source_ip=request.client[0]
+            request.method,
+            request.target,
+            request.headers,
+            request.body,
+            request_id=request_id,
+            source_ip=request.client[0],
         )
         payload = json.dumps(event).encode()
         try:
-            reply = self._pool.invoke(
-                payload, wait_s=INTEGRATION_TIMEOUT_S, deadline=started + INTEGRATION_TIMEOUT_S
-            )
+            reply = self._pool.invoke(payload, wait_s=INTEGRATION_TIMEOUT_S, deadline=started + INTEGRATION_TIMEOUT_S)
         except Busy:
             response = json_error(504, "integration_timeout", "no execution environment became free in time")
         except InvokeRefused as refused:

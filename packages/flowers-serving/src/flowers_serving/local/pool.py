@@ -65,8 +65,10 @@ class RuntimeGone(Exception):
 class Runtime(Protocol):
     """One execution environment: the RIE, or the built-in Python runtime where no RIE runs."""
 
-    kind: str
     timeout_s: int
+
+    @property
+    def kind(self) -> str: ...
 
     def start(self) -> None: ...
     def stop(self) -> None: ...

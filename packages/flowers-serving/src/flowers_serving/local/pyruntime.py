@@ -14,6 +14,7 @@ forces it anywhere, which is how it is tested on Linux too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -112,7 +113,7 @@ class PythonRuntime:
         )
         if log:
             log.close()
-        self._replies = replies = queue.Queue()
+        self._replies = replies = queue.Queue[bytes | None]()
         assert self._process.stdout is not None
         threading.Thread(
             target=self._read_replies, args=(self._process.stdout, replies), name="pyruntime-reader", daemon=True
@@ -141,10 +142,8 @@ class PythonRuntime:
         if process is None or process.poll() is not None:
             return
         if process.stdin:
-            try:
+            with contextlib.suppress(OSError):
                 process.stdin.close()  # the child's loop ends at end of input
-            except OSError:
-                pass
         try:
             process.wait(timeout=2)
         except subprocess.TimeoutExpired:

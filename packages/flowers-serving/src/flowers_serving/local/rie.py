@@ -58,7 +58,8 @@ def rie_platform_reason() -> str | None:
     if not sys.platform.startswith("linux"):
         return f"the real Lambda Runtime Interface Emulator needs Linux (this is {platform.system() or sys.platform})"
     if rie_arch() is None:
-        return f"the real Lambda Runtime Interface Emulator has builds for x86_64 and arm64 only (this is {platform.machine()})"
+        machine = platform.machine()
+        return f"the real Lambda Runtime Interface Emulator has builds for x86_64 and arm64 only (this is {machine})"
     return None
 
 
@@ -75,7 +76,9 @@ def find_rie_binary() -> Path:
         return path
     spec = util.find_spec("samcli")
     if spec and spec.submodule_search_locations:
-        candidate = Path(next(iter(spec.submodule_search_locations))) / "local" / "rapid" / f"aws-lambda-rie-{rie_arch()}"
+        candidate = (
+            Path(next(iter(spec.submodule_search_locations))) / "local" / "rapid" / f"aws-lambda-rie-{rie_arch()}"
+        )
         if candidate.is_file():
             return candidate
     found = shutil.which("aws-lambda-rie")
@@ -240,9 +243,7 @@ class RieRuntime:
 
     kind: Final = "RIE"
 
-    def __init__(
-        self, *, env: dict[str, str] | None = None, log_file: Path | None = None, timeout_s: int = 28
-    ) -> None:
+    def __init__(self, *, env: dict[str, str] | None = None, log_file: Path | None = None, timeout_s: int = 28) -> None:
         self._env = env
         self._log_file = log_file
         self.timeout_s = timeout_s

@@ -295,7 +295,9 @@ class HttpServer:
                     if not started:
                         return None  # idle: close quietly
                     raise _Refuse(
-                        json_error(408, "bad_request", f"the request head took longer than {limits.header_timeout_s:g} s")
+                        json_error(
+                            408, "bad_request", f"the request head took longer than {limits.header_timeout_s:g} s"
+                        )
                     ) from None
                 if data and not started:
                     started = True
@@ -313,7 +315,9 @@ class HttpServer:
             names = {k.lower() for k, _ in headers}
             if "transfer-encoding" in names and "content-length" in names:
                 # RFC 9112 lets a server refuse this: it is how requests are smuggled past proxies.
-                raise _Refuse(json_error(400, "bad_request", "send either Content-Length or Transfer-Encoding, not both"))
+                raise _Refuse(
+                    json_error(400, "bad_request", "send either Content-Length or Transfer-Encoding, not both")
+                )
             declared = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
             if declared is not None and declared > limits.max_body:
                 raise _Refuse(self._too_large(declared))
@@ -362,7 +366,9 @@ class HttpServer:
             return
         headers = {"Content-Type": "application/json", **response.headers, "Server": f"{SERVICE}-{self.name}"}
         # Framing is ours to say, whatever the app put in.
-        pairs = [(k, v) for k, v in headers.items() if k.lower() not in ("content-length", "connection", "transfer-encoding")]
+        pairs = [
+            (k, v) for k, v in headers.items() if k.lower() not in ("content-length", "connection", "transfer-encoding")
+        ]
         pairs.append(("Content-Length", str(len(response.body))))
         if close:
             pairs.append(("Connection", "close"))

@@ -150,10 +150,10 @@ class LocalStack:
                 front.stop()
         if self.pool is not None:
             self.pool.stop()
-        if self._made_log_dir and self.log_dir is not None and not self._keep_logs:
-            if not failed or not any(self.log_dir.iterdir()):
-                shutil.rmtree(self.log_dir, ignore_errors=True)
-                self._made_log_dir = False
+        ours = self._made_log_dir and self.log_dir is not None and not self._keep_logs
+        if ours and self.log_dir is not None and (not failed or not any(self.log_dir.iterdir())):
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            self._made_log_dir = False
 
     def _make_log_dir(self) -> Path:
         if self._requested_log_dir is not None:
@@ -174,4 +174,3 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
