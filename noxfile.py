@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 import re
 import shutil
+import signal
 import sys
 import urllib.request
 import zipfile
@@ -103,10 +105,15 @@ def _pytest(
 
 
 def _rie(session: nox.Session) -> dict[str, str]:
-    """Fetch the RIE binary and SAM's sample events from the aws-sam-cli wheel (once)."""
-    rapid = TOOLS / "samcli" / "local" / "rapid" / "aws-lambda-rie-x86_64"
+    """Fetch the RIE binaries and SAM's sample events from the aws-sam-cli wheel (once); point at this machine's.
+
+    The wheel ships ``aws-lambda-rie-x86_64`` and ``-arm64`` (static Linux binaries). Where neither runs
+    (macOS, Windows, another architecture), no binary is named and the local stack runs the built-in
+    Python runtime instead.
+    """
+    rapid = TOOLS / "samcli" / "local" / "rapid"
     events = TOOLS / "samcli" / "lib" / "generated_sample_events" / "events" / "apigateway"
-    if not rapid.exists() or not events.exists():
+    if not all((rapid / f"aws-lambda-rie-{arch}").exists() for arch in ("x86_64", "arm64")) or not events.exists():
         TOOLS.mkdir(exist_ok=True)
         session.run(
             sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SAM_CLI, "-d", str(TOOLS), external=True
@@ -119,9 +126,32 @@ def _rie(session: nox.Session) -> dict[str, str]:
                 ):
                     archive.extract(name, TOOLS)
         wheel.unlink()
-        for binary in (TOOLS / "samcli" / "local" / "rapid").glob("aws-lambda-rie-*"):
+        for binary in rapid.glob("aws-lambda-rie-*"):
             binary.chmod(0o755)
-    return {"FLOWERS_RIE_BINARY": str(rapid), "FLOWERS_SAM_EVENTS": str(events)}
+    env = {"FLOWERS_SAM_EVENTS": str(events)}
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+    if sys.platform.startswith("linux") and arch:
+        env["FLOWERS_RIE_BINARY"] = str(rapid / f"aws-lambda-rie-{arch}")
+    return env
+
+
+def _run_until_stopped(session: nox.Session, *args: str, env: dict[str, str]) -> None:
+    """Run a long-lived command so that SIGTERM or SIGHUP to nox stops it as Ctrl-C does.
+
+    nox only handles KeyboardInterrupt (then waits ``interrupt_timeout`` for the child, terminates it, waits
+    ``terminate_timeout``, kills it); untreated, SIGTERM would kill nox alone and orphan the stack. The child
+    needs a few seconds to stop its emulators in order, so it gets them before any SIGKILL.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM))}
+    try:
+        session.run(*args, env=env, interrupt_timeout=1.0, terminate_timeout=20.0)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _python_for(*binaries: python_matrix.Binary) -> str | None:
@@ -256,7 +286,7 @@ RUNTIMES = {"litert": LITERT, "tflite": TFLITE_RUNTIME}
 def serving(session: nox.Session, runtime: str, **_forced: object) -> None:  # `nox -P 3.X` passes python=
     """flowers-serving unit tests, once per inference runtime (LiteRT, tflite-runtime 2.14 with numpy<2)."""
     _skip_without_wheels(session, RUNTIMES[runtime])
-    session.install(f"{SERVING}[{runtime}]", *TEST_DEPS)
+    session.install(f"{SERVING}[{runtime},local]", *TEST_DEPS)
     runtime_name = "litert" if runtime == "litert" else "tflite-runtime"
     _pytest(
         session, SERVING / "tests", extra_env={"FLOWERS_RUNTIME": runtime_name, "FLOWERS_EXPECT_RUNTIME": runtime_name}
@@ -334,10 +364,10 @@ def browser(session: nox.Session) -> None:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Run the local stack until Ctrl-C: RIE on :8080, API Gateway front on :3000 (override after --)."""
+    """Run the local stack until Ctrl-C/SIGTERM: API Gateway front on :3000, direct invoke on :8080 (-- --help)."""
     env = _rie(session)
     session.install(f"{SERVING}[litert,local]")
-    session.run("flowers-serve", *session.posargs, env=env)
+    _run_until_stopped(session, "flowers-serve", *session.posargs, env=env)
 
 
 @nox.session
@@ -345,7 +375,7 @@ def demo(session: nox.Session) -> None:
     """The main job end to end: start the local stack, classify sample photos with the `flowers` CLI, stop."""
     env = _rie(session)
     session.install(f"{SERVING}[litert,local]", str(CLIENT))
-    session.run("python", str(ROOT / "scripts" / "demo.py"), *session.posargs, env=env)
+    _run_until_stopped(session, "python", str(ROOT / "scripts" / "demo.py"), *session.posargs, env=env)
 
 
 @nox.session(python=_python_for(LITERT), venv_backend="virtualenv")
