@@ -103,7 +103,9 @@ EXPORTER = Binary(
 )
 AWSLAMBDARIC = Binary(
     "awslambdaric",
-    ("awslambdaric>=3.0",),  # flowers-serving's `local` extra; elsewhere only an sdist that needs a C++ toolchain
+    # flowers-serving's `local` extra asks for it on Linux only (elsewhere PyPI has only an sdist that needs a C++
+    # toolchain, and the local stack runs the handler in its in-process runtime instead).
+    ("awslambdaric>=3.0; sys_platform == 'linux'",),
     dict.fromkeys(_LINUX, _ALL),
 )
 BINARIES = (TFLITE_RUNTIME, LITERT, TORCH, EXPORTER, AWSLAMBDARIC)

@@ -101,7 +101,7 @@ def test_table_requirements_are_what_we_install() -> None:
     model = pm._pyproject(pm.ROOT / "model" / "pyproject.toml")["optional-dependencies"]
     assert list(pm.LITERT.requirements) == serving["litert"]
     assert pm.TFLITE_RUNTIME.requirements[0] in serving["tflite"]
-    assert pm.AWSLAMBDARIC.requirements == tuple(serving["local"])
+    assert pm.AWSLAMBDARIC.requirements[0] in serving["local"]
     assert pm.EXPORTER.requirements[0] in model["export"]
 
 
