@@ -412,6 +412,7 @@ def bench_accuracy(extra: list[Path]) -> list[dict[str, Any]]:
             text=True,
             check=True,
             env={**os.environ, "PYTHONPATH": str(ROOT / "model" / "src")},
+            cwd=ROOT,  # evaluate reports model_file relative to the repository (or by name), never absolute
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows
@@ -500,12 +501,21 @@ def plots(results: dict[str, Any]) -> None:
     plt.close(fig)
 
 
+def _portable(command: str) -> str:
+    """The command with no path of this machine: relative to the repository, or ``.../name`` outside it."""
+    words = [Path(w) if os.path.isabs(w) else w for w in command.split()]
+    return " ".join(
+        w if isinstance(w, str) else w.relative_to(ROOT).as_posix() if w.is_relative_to(ROOT) else f".../{w.name}"
+        for w in words
+    )
+
+
 def write_report(results: dict[str, Any], command: str) -> None:
     models = results["models"]
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+        f"Written by `{_portable(command)}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
         + (
             " Sections it did not run are those of the last full run, kept in bench/results.json."
             if "--only" in command

@@ -16,8 +16,6 @@ sys.path.insert(0, str(HERE))
 from contract.cases import STACK_ENV  # noqa: E402
 from upstream import Upstream  # noqa: E402
 
-from flowers_serving.local import free_port  # noqa: E402
-
 # The in-process handler reads its settings at import: set them first.
 os.environ.update(STACK_ENV)
 
@@ -30,11 +28,11 @@ def upstream() -> Iterator[Upstream]:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from flowers_serving.local.__main__ import LocalStack
+    """The real RIE behind both fronts (the built-in Python runtime where no RIE runs), on free ports."""
+    from flowers_serving.local import LocalStack
 
-    rie_port = free_port()
     local = LocalStack(
-        port=rie_port, gateway_port=free_port(), workers=1, env=STACK_ENV, log_dir=tmp_path_factory.mktemp("stack-logs")
+        rie_port=0, gateway_port=0, workers=1, env=STACK_ENV, log_dir=tmp_path_factory.mktemp("stack-logs")
     )
     with local:
         yield local

@@ -43,7 +43,11 @@ def test_routes_and_outputs(template: dict) -> None:  # type: ignore[type-arg]
     assert {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()} == {
         ("post", "/predict"),
         ("get", "/health"),
+        ("get", "/"),  # the web page (flowers_serving.web) and its files, public like /health
+        ("get", "/web/{asset+}"),
     }
+    for name in ("Health", "WebPage", "WebAssets"):
+        assert events[name]["Properties"]["Auth"]["ApiKeyRequired"] is False
     assert {"PredictUrl", "FunctionName", "FunctionArn"} <= set(template["Outputs"])
 
 

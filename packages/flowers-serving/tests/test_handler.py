@@ -407,3 +407,76 @@ def test_every_line_the_process_writes_is_json() -> None:
     assert "urllib3.connectionpool" in loggers
     assert "py.warnings" in loggers
     assert sum(line.get("message") == "request" for line in lines) == 2
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"image": b64(b"x"), "reject": "true"},
+        {"image": b64(b"x"), "reject": 1},
+        {"image": b64(b"x"), "reject": None},
+        rest_event(b64(b"x"), content_type="image/jpeg", b64_body=True, query={"reject": "yes"}),
+    ],
+)
+def test_reject_must_be_a_boolean(event: dict[str, Any]) -> None:
+    reply = lambda_handler(event, FakeContext())
+    body = json.loads(reply["body"]) if "statusCode" in reply else reply
+    assert body["error"]["code"] == "bad_request"
+    assert "reject" in body["error"]["message"]
+
+
+def _scorer_for(classifier: Any, *, accept_everything: bool) -> Any:
+    """A scorer on the real model's features whose threshold accepts every photo, or none."""
+    import numpy as np
+
+    from flowers_serving.flower_score import FlowerScorer
+
+    size = int(classifier._features["shape"][-1])
+    return FlowerScorer(
+        mean=np.zeros(size, np.float32),
+        projection=np.eye(size, 8, dtype=np.float32),
+        class_means=np.zeros((102, 8), np.float32),
+        threshold=1e30 if accept_everything else -1.0,
+        slope=1.0,
+    )
+
+
+@pytest.mark.parametrize("accept_everything", [True, False])
+def test_every_result_says_whether_it_is_a_flower(
+    flower_bytes: bytes, monkeypatch: pytest.MonkeyPatch, accept_everything: bool
+) -> None:
+    classifier = handler_module.CLASSIFIER
+    if classifier._features is None:
+        pytest.skip("the shipped model has no features output")
+    monkeypatch.setattr(classifier, "scorer", _scorer_for(classifier, accept_everything=accept_everything))
+    body = lambda_handler({"image": b64(flower_bytes), "top_k": 3}, FakeContext())
+    assert body["is_flower"] is accept_everything
+    assert 0.0 <= body["flower_score"] <= 1.0
+    assert (body["flower_score"] >= 0.5) is accept_everything
+    assert len(body["predictions"]) == 3  # the top-k stay as they are
+
+
+def test_reject_turns_a_non_flower_into_422(flower_bytes: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    classifier = handler_module.CLASSIFIER
+    if classifier._features is None:
+        pytest.skip("the shipped model has no features output")
+    monkeypatch.setattr(classifier, "scorer", _scorer_for(classifier, accept_everything=False))
+    body = lambda_handler({"image": b64(flower_bytes), "top_k": 2, "reject": True}, FakeContext())
+    assert body["error"]["code"] == "not_a_flower"
+    assert body["error"]["flower_score"] < 0.5
+    assert len(body["error"]["predictions"]) == 2
+    reply = lambda_handler(
+        rest_event(b64(flower_bytes), content_type="image/jpeg", b64_body=True, query={"reject": "true"}),
+        FakeContext(),
+    )
+    assert reply["statusCode"] == 422
+    assert json.loads(reply["body"])["error"]["code"] == "not_a_flower"
+    # Without reject, the same photo is a 200 that says so.
+    assert lambda_handler({"image": b64(flower_bytes), "reject": False}, FakeContext())["is_flower"] is False
+
+
+def test_undecodable_stays_undecodable_with_reject() -> None:
+    body = lambda_handler(
+        {"image": b64(FIXTURES.joinpath("hostile", "truncated.jpg").read_bytes()), "reject": True}, FakeContext()
+    )
+    assert body["error"]["code"] == "undecodable_image"

@@ -49,6 +49,7 @@ class Request:
     url: str | None = None
     image: bytes | None = None
     top_k: int = DEFAULT_TOP_K
+    reject: bool = False  # a photo that is not one of our species becomes 422 not_a_flower
 
 
 def parse_event(event: object, *, max_image_bytes: int) -> Request:
@@ -60,7 +61,12 @@ def parse_event(event: object, *, max_image_bytes: int) -> Request:
         if event.get("ping") is True or event.get("warmup") is True or event.get("source") in _WARMUP_SOURCES:
             return Request(kind="ping", proxy=None)
         return _parse_body_object(
-            event, proxy=None, max_image_bytes=max_image_bytes, query_top_k=None, payload_limit=MAX_DIRECT_INVOKE_BYTES
+            event,
+            proxy=None,
+            max_image_bytes=max_image_bytes,
+            query_top_k=None,
+            query_reject=None,
+            payload_limit=MAX_DIRECT_INVOKE_BYTES,
         )
 
     method, path = _method_and_path(event, proxy)
@@ -68,7 +74,8 @@ def parse_event(event: object, *, max_image_bytes: int) -> Request:
         return Request(kind="health", proxy=proxy)
     if method != "POST":
         raise BadRequest(f"{method or 'this method'} is not supported; send POST /predict")
-    query_top_k = _string_map(event.get("queryStringParameters"), "queryStringParameters").get("top_k")
+    query = _string_map(event.get("queryStringParameters"), "queryStringParameters")
+    query_top_k, query_reject = query.get("top_k"), query.get("reject")
     headers = {k.lower(): v for k, v in _string_map(event.get("headers"), "headers").items()}
     body = event.get("body")
     if body is None or body == "":
@@ -87,12 +94,19 @@ def parse_event(event: object, *, max_image_bytes: int) -> Request:
     if content_type == "application/json" or (not content_type and raw[:1] in ("{", b"{")):
         payload = _loads(raw)
         return _parse_body_object(
-            payload, proxy=proxy, max_image_bytes=max_image_bytes, query_top_k=query_top_k, payload_limit=None
+            payload,
+            proxy=proxy,
+            max_image_bytes=max_image_bytes,
+            query_top_k=query_top_k,
+            query_reject=query_reject,
+            payload_limit=None,
         )
     image = raw if isinstance(raw, bytes) else raw.encode("latin-1", errors="replace")
     if len(image) > max_image_bytes:
         raise PayloadTooLarge(f"the image is {len(image):,} bytes; the limit is {max_image_bytes:,}")
-    return Request(kind="image", proxy=proxy, image=image, top_k=_query_top_k(query_top_k))
+    return Request(
+        kind="image", proxy=proxy, image=image, top_k=_query_top_k(query_top_k), reject=_query_reject(query_reject)
+    )
 
 
 _WARMUP_SOURCES: Final = ("aws.events", "serverless-plugin-warmup")
@@ -162,18 +176,22 @@ def _parse_body_object(
     proxy: Literal["v1", "v2"] | None,
     max_image_bytes: int,
     query_top_k: str | None,
+    query_reject: str | None,
     payload_limit: int | None,
 ) -> Request:
     if not isinstance(payload, dict):
         raise BadRequest("the request must be a JSON object with 'url' or 'image'")
     top_k = _json_top_k(payload["top_k"]) if "top_k" in payload else _query_top_k(query_top_k)
+    reject = payload["reject"] if "reject" in payload else _query_reject(query_reject)
+    if not isinstance(reject, bool):
+        raise BadRequest("'reject' must be a boolean")
     url, image = payload.get("url"), payload.get("image")
     if (url is None) == (image is None):
         raise BadRequest("send exactly one of 'url' or 'image'")
     if url is not None:
         if not isinstance(url, str) or not url:
             raise BadRequest("'url' must be a non-empty string")
-        return Request(kind="url", proxy=proxy, url=url, top_k=top_k)
+        return Request(kind="url", proxy=proxy, url=url, top_k=top_k, reject=reject)
     if not isinstance(image, str) or not image:
         raise BadRequest("'image' must be a non-empty base64 string")
     if payload_limit is not None and len(image) > payload_limit:
@@ -182,8 +200,23 @@ def _parse_body_object(
             f"{payload_limit:,} bytes (Lambda's limit)"
         )
     return Request(
-        kind="image", proxy=proxy, image=_b64decode(image, max_bytes=max_image_bytes, what="image"), top_k=top_k
+        kind="image",
+        proxy=proxy,
+        image=_b64decode(image, max_bytes=max_image_bytes, what="image"),
+        top_k=top_k,
+        reject=reject,
     )
+
+
+def _query_reject(value: str | None) -> bool:
+    """``?reject=true`` / ``false`` (also 1 / 0); anything else is a 400 naming the field."""
+    if value is None:
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise BadRequest("reject must be true or false")
 
 
 def _b64decode(text: str, *, max_bytes: int, what: str) -> bytes:

@@ -1,32 +1,35 @@
 """A thin local stand-in for API Gateway (REST API, Lambda proxy integration).
 
 ``POST /predict`` and ``GET /health`` become v1 proxy events shaped like AWS
-SAM's own ``AwsProxy.json`` sample and are sent to a free RIE worker; the
-worker's ``{statusCode, headers, body}`` becomes the HTTP reply. What API
-Gateway itself answers (payload too large, unknown route, a Lambda that
-crashed or timed out) gets the same JSON error shape the handler uses, as the
-SAM template's gateway responses configure it in AWS.
+SAM's own ``AwsProxy.json`` sample and are invoked through the stack's pool
+(one invoke per execution environment at a time); the function's
+``{statusCode, headers, body}`` becomes the HTTP reply. What API Gateway
+itself answers (body over 10 MB, an event over Lambda's 6 MB, unknown route,
+a Lambda that crashed or timed out, a client too slow to send its request)
+gets the same JSON error shape the handler uses, as the SAM template's gateway
+responses configure it in AWS.
+
+Routes live in one table, :data:`ROUTES`: ``(method, path) -> route``, where a
+route takes the gateway and the request and returns the response;
+:func:`forward_to_function` is the Lambda proxy integration.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
-import queue
 import secrets
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-import requests
+from flowers_serving import web
+from flowers_serving.local.pool import INVOKE_PAYLOAD_LIMIT, Busy, FunctionPool, InvokeRefused
+from flowers_serving.local.server import HttpServer, Limits, Request, Response, json_error
 
-__all__ = ["MAX_REQUEST_BYTES", "Gateway", "build_proxy_event"]
-
-logger = logging.getLogger("flowers_serving.local.gateway")
+__all__ = ["MAX_REQUEST_BYTES", "ROUTES", "Gateway", "Route", "build_proxy_event", "forward_to_function"]
 
 #: API Gateway's hard limit on a request payload.
 MAX_REQUEST_BYTES: Final = 10 * 1024 * 1024
@@ -36,25 +39,39 @@ INTEGRATION_TIMEOUT_S: Final = 29.0
 #: ``BinaryMediaTypes`` in deploy/template.yaml declares.
 BINARY_MEDIA_PREFIXES: Final = ("image/", "application/octet-stream")
 STAGE: Final = "local"
-ROUTES: Final = {("POST", "/predict"), ("GET", "/health")}
 
 
 def build_proxy_event(
-    method: str, raw_path: str, headers: dict[str, str], body: bytes, *, request_id: str, source_ip: str = "127.0.0.1"
+    method: str,
+    raw_path: str,
+    headers: Mapping[str, str] | Sequence[tuple[str, str]],
+    body: bytes,
+    *,
+    request_id: str,
+    source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """The REST API (v1) proxy event API Gateway would send for this request."""
+    """The REST API (v1) proxy event API Gateway would send for this request.
+
+    ``headers`` as a mapping or as the (name, value) pairs received; a repeated
+    header keeps its last value in ``headers`` and all of them in ``multiValueHeaders``.
+    """
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in pairs:
+        multi_headers.setdefault(name, []).append(value)
+    single_headers = {name: values[-1] for name, values in multi_headers.items()}
     split = urlsplit(raw_path)
     path = split.path
     multi_query = parse_qs(split.query, keep_blank_values=True)
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    content_type = next((v for k, v in reversed(pairs) if k.lower() == "content-type"), "")
     binary = content_type.lower().startswith(BINARY_MEDIA_PREFIXES)
     now = time.time()
     return {
         "resource": path,
         "path": path,
         "httpMethod": method,
-        "headers": headers or None,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
         "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
         "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": None,
@@ -76,7 +93,7 @@ def build_proxy_event(
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
                 "userArn": None,
-                "userAgent": headers.get("User-Agent", ""),
+                "userAgent": next((v for k, v in reversed(pairs) if k.lower() == "user-agent"), ""),
                 "user": None,
             },
             "path": f"/{STAGE}{path}",
@@ -92,61 +109,62 @@ def build_proxy_event(
     }
 
 
-def _error(code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
+Route = Callable[["Gateway", Request], Response]
+
+
+def forward_to_function(gateway: Gateway, request: Request) -> Response:
+    """The Lambda proxy integration: the request as a v1 event, the function's reply as the response."""
+    return gateway.invoke(request)
+
+
+#: What the gateway answers, and how. Add a route here (e.g. a static page) and it is served.
+ROUTES: dict[tuple[str, str], Route] = {
+    ("POST", "/predict"): forward_to_function,
+    ("GET", "/health"): forward_to_function,
+    # The web page and its files come from the function too (flowers_serving.web), as deployed.
+    **{("GET", path): forward_to_function for path in web.paths()},
+}
+
+
+def default_limits() -> Limits:
+    return Limits(
+        max_body=MAX_REQUEST_BYTES,
+        body_limit_note=f"API Gateway accepts request bodies up to {MAX_REQUEST_BYTES} bytes (10 MB)",
+    )
 
 
 class Gateway:
-    """An HTTP server on ``host:port`` in front of one or more RIE workers."""
+    """The API Gateway front on ``host:port`` (bound at construction), invoking through ``pool``."""
 
-    def __init__(self, worker_urls: list[str], *, host: str = "127.0.0.1", port: int = 3000) -> None:
-        if not worker_urls:
-            raise ValueError("the gateway needs at least one RIE worker")
-        self._free: queue.Queue[str] = queue.Queue()
-        for url in worker_urls:
-            self._free.put(url)
-        self._local = threading.local()
-        gateway = self
+    def __init__(
+        self,
+        pool: FunctionPool,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        limits: Limits | None = None,
+        routes: Mapping[tuple[str, str], Route] | None = None,
+    ) -> None:
+        self._pool = pool
+        self.routes = dict(ROUTES if routes is None else routes)
+        self.server = HttpServer(
+            self._serve, name="gateway", limits=limits or default_limits(), host=host, port=port, option="--port"
+        )
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "flowers-local-gateway"
-            # Headers and body leave in two writes; with Nagle on, the body waits for the
-            # client's delayed ACK of the headers (40 ms a request on a kept-alive connection).
-            disable_nagle_algorithm = True
+    @property
+    def port(self) -> int:
+        return self.server.port
 
-            def do_POST(self) -> None:
-                gateway._serve(self)
-
-            def do_GET(self) -> None:
-                gateway._serve(self)
-
-            def do_PUT(self) -> None:
-                gateway._serve(self)
-
-            def do_DELETE(self) -> None:
-                gateway._serve(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                logger.debug(format, *args)
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
-        self._thread: threading.Thread | None = None
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def start(self) -> Gateway:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
-        self._thread.start()
+        self.server.start()
         return self
 
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.server.stop()
 
     def __enter__(self) -> Gateway:
         return self.start()
@@ -154,73 +172,59 @@ class Gateway:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.trust_env = False
-        return session
+    def _serve(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        route = self.routes.get((request.method, path))
+        if route is None:
+            methods = sorted(m for m, p in self.routes if p == path)
+            known = ", ".join(f"{m} {p}" for m, p in sorted(self.routes, key=lambda r: (r[1], r[0])))
+            if methods:
+                response = json_error(
+                    405,
+                    "bad_request",
+                    f"{request.method} {path} is not a route; use {known}",
+                    {"Allow": ", ".join(methods)},
+                )
+            else:
+                response = json_error(404, "bad_request", f"{request.method} {path} is not a route; use {known}")
+        else:
+            response = route(self, request)
+        response.headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
+        response.headers["x-amz-apigw-id"] = secrets.token_urlsafe(12)[:16]
+        return response
 
-    def _serve(self, http: BaseHTTPRequestHandler) -> None:
+    def invoke(self, request: Request) -> Response:
+        """Run the function for this request within API Gateway's 29 s integration timeout."""
         request_id = str(uuid.uuid4())
-        apigw_id = secrets.token_urlsafe(12)[:16]
-        try:
-            status, headers, body = self._dispatch(http, request_id)
-        except Exception:  # never let one request take the server down
-            logger.exception("gateway error")
-            status, headers, body = 500, {}, _error("internal_error", "Internal server error")
-        http.send_response(status)
-        headers = {"Content-Type": "application/json", **headers}
-        headers["x-amzn-RequestId"] = request_id
-        headers["x-amz-apigw-id"] = apigw_id
-        headers["Content-Length"] = str(len(body))
-        for key, value in headers.items():
-            if key.lower() not in ("connection", "transfer-encoding"):
-                http.send_header(key, value)
-        http.end_headers()
-        http.wfile.write(body)
-
-    def _dispatch(self, http: BaseHTTPRequestHandler, request_id: str) -> tuple[int, dict[str, str], bytes]:
-        method = http.command
-        path = urlsplit(http.path).path.rstrip("/") or "/"
-        length_header = http.headers.get("Content-Length")
-        if http.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            http.close_connection = True
-            return 411, {}, _error("bad_request", "send a Content-Length; chunked bodies are not accepted")
-        length = int(length_header) if length_header and length_header.isdigit() else 0
-        if length > MAX_REQUEST_BYTES:
-            http.close_connection = True  # don't read (and buffer) what we refuse
-            return 413, {}, _error("payload_too_large", f"the request is larger than {MAX_REQUEST_BYTES:,} bytes")
-        body = http.rfile.read(length) if length else b""
-        if (method, path) not in ROUTES:
-            known = any(p == path for _, p in ROUTES)
-            status = 405 if known else 404
-            return (
-                status,
-                {},
-                _error("bad_request", f"{method} {path} is not a route; use POST /predict or GET /health"),
-            )
-        headers = dict(http.headers.items())
+        started = time.monotonic()
         event = build_proxy_event(
-            method, http.path, headers, body, request_id=request_id, source_ip=http.client_address[0]
+            request.method,
+            request.target,
+            request.headers,
+            request.body,
+            request_id=request_id,
+            source_ip=request.client[0],
         )
-        return self._invoke(event)
-
-    def _invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        worker = self._free.get()  # waits for a free execution environment, as Lambda queues
+        payload = json.dumps(event).encode()
         try:
-            response = self._session().post(worker, json=event, timeout=(2.0, INTEGRATION_TIMEOUT_S))
-        except requests.Timeout:
-            return 504, {}, _error("integration_timeout", "the function did not answer in time")
-        except requests.RequestException:
-            return 502, {}, _error("internal_error", "the function could not be reached")
-        finally:
-            self._free.put(worker)
-        return _proxy_reply(response.content)
+            reply = self._pool.invoke(payload, wait_s=INTEGRATION_TIMEOUT_S, deadline=started + INTEGRATION_TIMEOUT_S)
+        except Busy:
+            response = json_error(504, "integration_timeout", "no execution environment became free in time")
+        except InvokeRefused as refused:
+            if refused.status == 413:
+                refused.message = (
+                    f"this request becomes a {len(payload):,}-byte Lambda event (binary bodies travel base64-encoded, "
+                    f"a third larger), over Lambda's invoke payload limit of {INVOKE_PAYLOAD_LIMIT} bytes (6 MB)"
+                )
+            response = refused.response()
+        else:
+            response = _proxy_reply(reply.body)
+        response.headers["x-amzn-RequestId"] = request_id
+        return response
 
 
-def _proxy_reply(raw: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Map what the RIE returned to what API Gateway would answer."""
+def _proxy_reply(raw: bytes) -> Response:
+    """Map what the function returned to what API Gateway would answer."""
     try:
         reply = json.loads(raw) if raw else None
     except ValueError:
@@ -228,14 +232,17 @@ def _proxy_reply(raw: bytes) -> tuple[int, dict[str, str], bytes]:
     if not isinstance(reply, dict):
         text = raw.decode("utf-8", errors="replace")
         if "Task timed out" in text:
-            return 504, {}, _error("integration_timeout", "the function timed out")
-        return 502, {}, _error("internal_error", "the function returned no valid response")
+            return json_error(504, "integration_timeout", "the function timed out")
+        return json_error(502, "internal_error", "the function returned no valid response")
     if "errorType" in reply or "statusCode" not in reply:
         # An exception escaped the handler (or the reply is not a proxy response):
         # API Gateway answers 502 "Internal server error".
-        return 502, {}, _error("internal_error", "Internal server error")
-    status = int(reply["statusCode"])
-    headers = {str(k): str(v) for k, v in (reply.get("headers") or {}).items()}
-    body = reply.get("body") or ""
-    data = base64.b64decode(body) if reply.get("isBase64Encoded") else str(body).encode()
-    return status, headers, data
+        return json_error(502, "internal_error", "Internal server error")
+    try:
+        status = int(reply["statusCode"])
+        headers = {str(k): str(v) for k, v in (reply.get("headers") or {}).items()}
+        body = reply.get("body") or ""
+        data = base64.b64decode(body) if reply.get("isBase64Encoded") else str(body).encode()
+    except (TypeError, ValueError, AttributeError):
+        return json_error(502, "internal_error", "Malformed Lambda proxy response")
+    return Response(status, data, headers)
