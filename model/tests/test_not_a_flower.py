@@ -63,7 +63,7 @@ def test_wilson_interval_brackets_the_proportion_and_stays_in_range() -> None:
 
     low, high = wilson_interval(806, 819)
     assert low < 806 / 819 < high
-    assert 0.97 < low and high < 0.995
+    assert low > 0.97 and high < 0.995
     assert wilson_interval(819, 819)[1] == 1.0
     assert wilson_interval(0, 10)[0] == 0.0
 
