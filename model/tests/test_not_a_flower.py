@@ -63,7 +63,8 @@ def test_wilson_interval_brackets_the_proportion_and_stays_in_range() -> None:
 
     low, high = wilson_interval(806, 819)
     assert low < 806 / 819 < high
-    assert low > 0.97 and high < 0.995
+    assert low > 0.97
+    assert high < 0.995
     assert wilson_interval(819, 819)[1] == 1.0
     assert wilson_interval(0, 10)[0] == 0.0
 
@@ -83,4 +84,5 @@ def test_corruptions_change_the_photo_but_keep_it_decodable(tmp_path: Path) -> N
         assert out.size == expected, name
         if name == "greyscale":
             r, g, b = out.convert("RGB").getpixel((10, 10))
-            assert abs(r - g) <= 2 and abs(g - b) <= 2
+            assert abs(r - g) <= 2
+            assert abs(g - b) <= 2
