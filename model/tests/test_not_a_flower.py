@@ -56,3 +56,33 @@ def test_the_non_flower_set_is_deterministic_and_labelled(tmp_path: Path) -> Non
     assert len(load_manifest(tmp_path / "a")) == len(rows)
     with (tmp_path / "a" / "manifest.csv").open() as fh:
         assert not any("flower.jpg" in row["source"] for row in csv.DictReader(fh))
+
+
+def test_wilson_interval_brackets_the_proportion_and_stays_in_range() -> None:
+    from flowers_model.robustness import wilson_interval
+
+    low, high = wilson_interval(806, 819)
+    assert low < 806 / 819 < high
+    assert low > 0.97
+    assert high < 0.995
+    assert wilson_interval(819, 819)[1] == 1.0
+    assert wilson_interval(0, 10)[0] == 0.0
+
+
+def test_corruptions_change_the_photo_but_keep_it_decodable(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from flowers_model.robustness import CORRUPTIONS, corrupt_bytes
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 40, 90)).save(buffer, format="JPEG")
+    for name in CORRUPTIONS:
+        out = Image.open(io.BytesIO(corrupt_bytes(buffer.getvalue(), name)))
+        expected = {"rotated 90°": (200, 300), "shorter side 96 px": (144, 96)}.get(name, (300, 200))
+        assert out.size == expected, name
+        if name == "greyscale":
+            r, g, b = out.convert("RGB").getpixel((10, 10))
+            assert abs(r - g) <= 2
+            assert abs(g - b) <= 2

@@ -139,7 +139,7 @@ def test_everything_else_is_left_to_the_handler(event: Any) -> None:
 def test_the_local_gateway_routes_every_file() -> None:
     from flowers_serving.local.gateway import ROUTES
 
-    assert {("GET", p) for p in web.paths()} <= ROUTES
+    assert {("GET", p) for p in web.paths()} <= set(ROUTES)
     assert ("GET", "/") in ROUTES
 
 
