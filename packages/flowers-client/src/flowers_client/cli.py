@@ -423,7 +423,7 @@ def _summary(
     not_done = total - tally.classified - tally.failed
     if interrupted:
         notes.append(f"interrupted: {not_done} not done" + (" (run again with --resume)" if args.output else ""))
-    elif aborted:
+    elif aborted and not_done:
         notes.append(f"stopped: {not_done} not sent")
     line = f"{tally.classified} classified, {tally.failed} failed in {seconds:.1f} s"
     return line + (f" ({'; '.join(notes)})" if notes else "")
