@@ -176,6 +176,7 @@ def test_architecture_memory_and_concurrency(rendered: dict[str, dict[str, Any]]
     function = template["Resources"]["FlowersFunction"]["Properties"]
     assert [_param(template, a) for a in function["Architectures"]] == [_setting(name, "Architecture")]
     assert _param(template, function["MemorySize"]) == _setting(name, "MemorySize")
+    assert _param(template, function["TracingConfig"]["Mode"]) == VARIANTS[name].get("Tracing", "PassThrough")
     reserved = VARIANTS[name].get("ReservedConcurrency", "10")
     if reserved == "0":
         assert "ReservedConcurrentExecutions" not in function
