@@ -60,7 +60,11 @@ class Price:
     def shown(self) -> str:
         if 0 < self.usd < 1e-5:
             return f"${self.usd * 1e6:.2f} per million {self.unit}s"
-        return f"${self.usd:.10g} per {self.unit}"
+        return (
+            f"${self.usd:.10f}".rstrip("0").rstrip(".") + f" per {self.unit}"
+            if self.usd < 0.01
+            else f"${self.usd:.2f} per {self.unit}"
+        )
 
 
 PRICES_CHECKED: Final = "2026-11-25"
@@ -352,10 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report-only", action="store_true", help="tables from deploy/cost-results.json")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--nice", type=int, default=0, help="measure at this niceness (see deploy/measure.py)")
     args = parser.parse_args(argv)
     if not args.report_only:
         measured = subprocess.run(
-            [sys.executable, str(ROOT / "deploy" / "measure.py"), "--rounds", str(args.rounds)],
+            [
+                sys.executable,
+                str(ROOT / "deploy" / "measure.py"),
+                *("--rounds", str(args.rounds)),
+                *("--nice", str(args.nice)),
+            ],
             check=True,
             capture_output=True,
             text=True,

@@ -243,3 +243,13 @@ def test_alarms_and_dashboard_use_the_metrics_the_handler_emits(source: dict[str
     assert used, "no EMF metric found in the template"
     assert used <= emitted, used - emitted
     assert {"ServerError", "Latency", "InferenceLatency", "Errors", "NotFlower", "ColdStart"} <= used
+
+
+def test_dashboard_body_is_json_once_substituted(source: dict[str, Any]) -> None:
+    body, variables = source["Resources"]["FlowersDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    names = set(re.findall(r"\$\{([^}]+)\}", body))
+    assert names <= {"AWS::Region", "AWS::StackName", *variables}, names - {"AWS::Region", "AWS::StackName"}
+    dashboard = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
+    kinds = [widget["type"] for widget in dashboard["widgets"]]
+    assert kinds.count("alarm") == 1
+    assert kinds.count("metric") >= 4

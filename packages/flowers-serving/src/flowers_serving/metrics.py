@@ -75,9 +75,9 @@ def record(status: int, error_code: str | None, timings: Mapping[str, float] | N
 def _emit(
     status: int, error_code: str | None, timings: Mapping[str, float], is_flower: bool | None, cold: bool
 ) -> None:
-    powertools = _powertools()
-    assert powertools is not None
-    count = powertools.MetricUnit.Count
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    count = MetricUnit.Count
     metrics = _metrics()
     metrics.add_metric(name="Requests", unit=count, value=1)
     metrics.add_metric(name="ServerError", unit=count, value=int(status >= 500))
@@ -86,13 +86,13 @@ def _emit(
     for key, name in PHASES.items():
         value = timings.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            metrics.add_metric(name=name, unit=powertools.MetricUnit.Milliseconds, value=float(value))
+            metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=float(value))
     if is_flower is not None:
         metrics.add_metric(name="NotFlower", unit=count, value=int(not is_flower))
     metrics.flush_metrics()
     if error_code:
         code = error_code if _CODE.fullmatch(error_code) else "other"
-        with powertools.single_metric(name="Errors", unit=count, value=1) as metric:
+        with single_metric(name="Errors", unit=count, value=1) as metric:
             metric.add_dimension(name="code", value=code)
 
 
@@ -107,9 +107,9 @@ def _powertools() -> ModuleType | None:
 
 @functools.cache
 def _metrics() -> Metrics:
-    powertools = _powertools()
-    assert powertools is not None
-    return powertools.Metrics()
+    from aws_lambda_powertools.metrics import Metrics
+
+    return Metrics()
 
 
 # Pay the import at initialisation (the cold start), not on the first request.
