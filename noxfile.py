@@ -163,8 +163,9 @@ def deploy(session: nox.Session) -> None:
     session.install("pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7")
     template = str(ROOT / "deploy" / "template.yaml")
     session.run("cfn-lint", "--format", "pretty", template)
-    # Offline: --lint needs no credentials; a region keeps SAM CLI from asking for one.
-    session.run("sam", "validate", "--lint", "--template", template, env={"AWS_DEFAULT_REGION": "us-east-1"})
+    # Offline: --lint needs no credentials; a region keeps SAM CLI from asking for one; no telemetry is sent.
+    sam_env = {"AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+    session.run("sam", "validate", "--lint", "--template", template, env=sam_env)
     session.run("hadolint", "--failure-threshold", "warning", str(ROOT / "docker" / "Dockerfile"))
     _pytest(session, ROOT / "deploy" / "tests")
 
