@@ -284,10 +284,14 @@ def _report(results: dict[str, Any], bench: dict[str, Any] | None) -> tuple[str,
     http = cost_per_million_images(Setting("HttpApi", recommended.arch, recommended.memory_mb), measured)
     http16 = cost_per_million_images(Setting("HttpApi", recommended.arch, recommended.memory_mb, MAX_BATCH), measured)
     mem = results["memory"]
-    share_note = ", ".join(
-        f"{mb} MB {mem[str(mb)]['v2']['mean_ms']['median']:.1f} ms ({mem[str(mb)]['cpu_limit']})"
+    share_note = "; ".join(
+        f"{mb} MB: {mem[str(mb)]['v2']['mean_ms']['median']:.1f} ms mean "
+        f"({mem[str(mb)]['v2']['mean_ms']['min']:.1f}–{mem[str(mb)]['v2']['mean_ms']['max']:.1f} over rounds), "
+        f"{mem[str(mb)]['cpu_share_got']['median']:.2f} of a core used, {mem[str(mb)]['cpu_limit']}"
         for mb in (512, 1024, 1769)
     )
+    if results.get("contended"):
+        share_note += " — **the machine was busy during this run: the full-core run got less than its core**"
     cold = ""
     if bench and "cold_start" in bench:
         init_ms = bench["cold_start"]["ms"]["median"] / min(1.0, recommended.memory_mb / 1769)

@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,7 @@ MEMORY_SIZES = (512, 1024, FULL_VCPU_MB)
 CFS_PERIOD_US = 100_000
 CGROUP_V1 = Path("/sys/fs/cgroup/cpu")
 CGROUP_V2 = Path("/sys/fs/cgroup")
+CONTENDED_BELOW = 0.85  # share of its core the full-core run must get for the figures to count
 
 __all__ = ["cpu_share", "main", "measure"]
 
@@ -130,6 +132,7 @@ def _child(out: Path, requests: int, warmup: int) -> None:
         replies = {kind: invoke(raw) for kind, raw in events.items()}
         written = sink.getvalue()
         samples: dict[str, list[float]] = {kind: [] for kind in events}
+        wall_started, cpu_started = time.perf_counter(), time.process_time()
         for _ in range(requests):
             for kind, raw in events.items():
                 started = time.perf_counter()
@@ -137,6 +140,8 @@ def _child(out: Path, requests: int, warmup: int) -> None:
                 samples[kind].append((time.perf_counter() - started) * 1000)
                 sink.seek(0)
                 sink.truncate()
+        # CPU time over wall time: the CPU share this process really got (1.0 on a core of its own).
+        cpu_share_got = (time.process_time() - cpu_started) / (time.perf_counter() - wall_started)
     reply = json.loads(json.loads(replies["v2"])["body"])
     assert reply["predictions"][0]["class_id"] == 77, reply
     out.write_text(
@@ -149,6 +154,7 @@ def _child(out: Path, requests: int, warmup: int) -> None:
                 "log_bytes_per_request": len(written.encode()) / len(events),
                 "log_lines_per_request": written.count("\n") / len(events),
                 "powertools_import_ms": powertools_import_ms,
+                "cpu_share_got": cpu_share_got,
             }
         )
     )
@@ -233,7 +239,11 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
     full = runs[FULL_VCPU_MB]
     per_memory: dict[str, Any] = {}
     for mb, results in runs.items():
-        entry: dict[str, Any] = {"cpu_share": cpu_share(mb), "cpu_limit": results[0]["cpu_limit"]}
+        entry: dict[str, Any] = {
+            "cpu_share": cpu_share(mb),
+            "cpu_limit": results[0]["cpu_limit"],
+            "cpu_share_got": _spread([r["cpu_share_got"] for r in results]),
+        }
         for kind in ("v1", "v2"):
             if results[0]["cpu_limit"] == "modelled":
                 means = [statistics.fmean(r["samples_ms"][kind]) / cpu_share(mb) for r in full]
@@ -249,11 +259,18 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
             }
         per_memory[str(mb)] = entry
     first = full[0]
+    # On a full core the process should have had its core to itself; if not, other work skewed every figure.
+    contended = statistics.median(r["cpu_share_got"] for r in full) < CONTENDED_BELOW
+    if contended:
+        print(
+            "measure: this machine was busy (the full-core run got under its core); figures are skewed", file=sys.stderr
+        )
     options = f"{' --nice ' + str(nice) if nice else ''}{'' if rounds == 3 else ' --rounds ' + str(rounds)}"
     return {
         "command": f"python deploy/measure.py{options}",
         "load_average_before": load_before,
         "nice": nice,
+        "contended": contended,
         "rounds": rounds,
         "requests_per_round": requests,
         "cfs_period_us": CFS_PERIOD_US,
@@ -286,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=0, help="run the measurement at this niceness (root: < 0)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # Stopped (SIGTERM, Ctrl-C): unwind, so the cgroups made so far are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.child:
         _child(args.child, args.requests, args.warmup)
         return 0
