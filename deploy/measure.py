@@ -153,6 +153,8 @@ def _child(out: Path, requests: int, warmup: int) -> None:
                 "response_body_bytes": len(json.loads(replies["v2"])["body"].encode()),
                 "log_bytes_per_request": len(written.encode()) / len(events),
                 "log_lines_per_request": written.count("\n") / len(events),
+                "emf_bytes_per_request": sum(len(line) + 1 for line in written.splitlines() if '"_aws"' in line)
+                / len(events),
                 "powertools_import_ms": powertools_import_ms,
                 "cpu_share_got": cpu_share_got,
             }
@@ -279,6 +281,7 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
         "response_body_bytes": first["response_body_bytes"],
         "log_bytes_per_request": first["log_bytes_per_request"],
         "log_lines_per_request": first["log_lines_per_request"],
+        "emf_bytes_per_request": first["emf_bytes_per_request"],
         "powertools_import_ms": _spread([r["powertools_import_ms"] for r in full]),
         "powertools_install_kb": _install_kb("aws-lambda-powertools", "jmespath"),
         "memory": per_memory,
