@@ -189,7 +189,7 @@ def _cgroup_for(memory_mb: int) -> tuple[Path, str] | None:
     return None
 
 
-def _run_child(memory_mb: int, requests: int, warmup: int) -> dict[str, Any]:
+def _run_child(memory_mb: int, requests: int, warmup: int, nice: int) -> dict[str, Any]:
     cgroup = _cgroup_for(memory_mb)
     env = {
         **os.environ,
@@ -201,12 +201,14 @@ def _run_child(memory_mb: int, requests: int, warmup: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "child.json"
         command = [sys.executable, __file__, "--child", str(out), "--requests", str(requests), "--warmup", str(warmup)]
-        if cgroup:
-            procs = cgroup[0] / "cgroup.procs"
-            # The shell joins the cgroup, then becomes the measuring Python: everything it runs is under the quota.
-            command = ["sh", "-c", f'echo $$ > "{procs}" && exec "$@"', "sh", *command]
+        # The shell joins the cgroup (everything it runs is under the quota) and, with the Linux scheduler's
+        # autogroups, sets the niceness of its own new session, then becomes the measuring Python.
+        setup = f'echo $$ > "{cgroup[0] / "cgroup.procs"}" && ' if cgroup else ""
+        if nice:
+            setup += f"{{ echo {nice} > /proc/self/autogroup; }} 2>/dev/null; renice -n {nice} -p $$ >/dev/null && "
+        command = ["sh", "-c", f'{setup}exec "$@"', "sh", *command]
         try:
-            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, start_new_session=True)
         finally:
             if cgroup:
                 with contextlib.suppress(OSError):
@@ -232,12 +234,10 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
     caps them at their share.
     """
     load_before = os.getloadavg()[0]
-    if nice:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
     runs: dict[int, list[dict[str, Any]]] = {mb: [] for mb in MEMORY_SIZES}
     for _ in range(rounds):
         for mb in MEMORY_SIZES:
-            runs[mb].append(_run_child(mb, requests, warmup))
+            runs[mb].append(_run_child(mb, requests, warmup, nice))
     full = runs[FULL_VCPU_MB]
     per_memory: dict[str, Any] = {}
     for mb, results in runs.items():
