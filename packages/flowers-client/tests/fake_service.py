@@ -50,9 +50,13 @@ LABELS = ["pink primrose", "sunflower", "rose", "lotus", "daisy", "tulip", "foxg
 
 def result_body(key: str, top_k: int, *, is_flower: bool = True) -> dict[str, Any]:
     first = int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(LABELS)
-    scores = [0.9, 0.05, 0.02, 0.01, 0.005]
+    scores = [0.9, 0.05, 0.02, 0.01, 0.005] + [0.004 / n for n in range(1, 98)]
     predictions = [
-        {"label": LABELS[(first + i) % len(LABELS)], "class_id": (first + i) % len(LABELS) + 1, "score": s}
+        {
+            "label": LABELS[(first + i) % len(LABELS)] if i < len(LABELS) else f"species {i + 1}",
+            "class_id": (first + i) % len(LABELS) + 1 if i < len(LABELS) else i + 1,
+            "score": s,
+        }
         for i, s in enumerate(scores[:top_k])
     ]
     return {
@@ -128,6 +132,9 @@ class FakeService:
             status, reply = self._answer(body)
             if rie:
                 status = 200  # the RIE says 200 to everything
+                with self._lock:  # free again once the answer is ready, before it is sent
+                    self._rie_in_flight -= 1
+                    rie = False
             data = json.dumps(reply).encode()
             http.send_response(status)
             http.send_header("Content-Type", "application/json")

@@ -78,7 +78,12 @@ def test_classify_sends_the_same_request_and_reads_the_same_result() -> None:
         (GATEWAY, httpx.Response(422, json=error_body("undecodable_image")), UnprocessableImageError, 1),
         (GATEWAY, httpx.Response(502, json={"message": "Internal server error"}), InternalServerError, 3),
         (RIE, httpx.Response(200, json=error_body("not_a_flower", flower_score=0.2)), NotAFlowerError, 1),
-        (RIE, httpx.Response(200, json=error_body("upstream_error", "the image URL answered HTTP 404")), UpstreamError, 1),
+        (
+            RIE,
+            httpx.Response(200, json=error_body("upstream_error", "the image URL answered HTTP 404")),
+            UpstreamError,
+            1,
+        ),
         (GATEWAY, httpx.ConnectError("[Errno 111] Connection refused"), APIConnectionError, 3),
     ],
 )

@@ -398,7 +398,9 @@ def test_connection_errors_and_timeouts_are_retried(waits: list[float]) -> None:
 
 @pytest.mark.parametrize(("header", "expected"), [("7", 7.0), ("0.25", 0.25)])
 def test_retry_after_seconds_is_honoured(header: str, expected: float, waits: list[float]) -> None:
-    recorder = Recorder(httpx.Response(429, json={"message": "Too Many Requests"}, headers={"Retry-After": header}), ok())
+    recorder = Recorder(
+        httpx.Response(429, json={"message": "Too Many Requests"}, headers={"Retry-After": header}), ok()
+    )
     client(recorder).classify(JPEG)
     assert waits == [expected]
 

@@ -115,6 +115,7 @@ def test_the_fake_rie_notices_overlapping_invokes(service: FakeService) -> None:
     import httpx
 
     body = {"image": base64.b64encode(b"sleep=0.2 photo").decode(), "top_k": 1}
+
     def invoke(_: int) -> int | None:
         try:
             return http.post(service.rie_url, json=body, timeout=30).status_code

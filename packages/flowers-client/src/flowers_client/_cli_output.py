@@ -51,7 +51,8 @@ class TableStyle:
         self.color = color
         self.ellipsis = "…" if terminal else "..."
         longest = max((len(n) for n in names), default=5)
-        room = shutil.get_terminal_size((100, 24)).columns - 48 if terminal else 60
+        # Piped: whole names (scripts and diffs need them). On a terminal: what fits.
+        room = shutil.get_terminal_size((100, 24)).columns - 48 if terminal else longest
         self.image_width = max(5, min(longest, max(20, room)))
 
     def _paint(self, text: str, code: str) -> str:
@@ -79,7 +80,8 @@ class TableStyle:
             if isinstance(error, NotAFlowerError):
                 return [self._note(image, self._not_a_flower(error.flower_score, error.predictions, True), "33")]
             code = error.code if isinstance(error, APIError) and error.code else type(error).__name__
-            return [self._note(image, self._short(f"error: {code}: {error.message}"), "31")]
+            message = error.message.removeprefix(f"{item.input}: ")  # the row names the input already
+            return [self._note(image, self._short(f"error: {code}: {message}"), "31")]
         result = item.result
         if result.is_flower is False:
             return [self._note(image, self._not_a_flower(result.flower_score, result.predictions, False), "33")]
@@ -134,7 +136,17 @@ class Output:
             from tqdm import tqdm  # imported here: `import flowers_client` stays light
 
             tqdm.monitor_interval = 0  # no monitor thread: nothing to wait for at exit
-            self.bar = tqdm(total=total, file=sys.stderr, unit="image", leave=False, dynamic_ncols=True)
+            # A terminal that reports no width (a bare pty) gets 80 columns, not an invisible bar.
+            sized = _columns(sys.stderr) > 0
+            self.bar = tqdm(
+                total=total,
+                file=sys.stderr,
+                unit="image",
+                leave=False,
+                dynamic_ncols=sized,
+                ncols=None if sized else 80,
+                nrows=None if sized else 24,
+            )
 
     # --- writing ------------------------------------------------------------------------
 
@@ -188,3 +200,10 @@ class Output:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _columns(stream: IO[str]) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return 0
