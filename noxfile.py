@@ -254,7 +254,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on both packages."""
     _skip_without_wheels(session, LITERT)
     # Not the `local` extra: awslambdaric runs in a child process, mypy never imports it (Linux-only wheels).
-    session.install("mypy>=1.10", "types-requests", f"{SERVING}[litert,metrics]", str(CLIENT))
+    session.install("mypy>=1.10", "types-requests", "types-tqdm", f"{SERVING}[litert,metrics]", str(CLIENT))
     session.run("mypy", "--strict", str(CLIENT / "src" / "flowers_client"))
     session.run("mypy", "--strict", str(SERVING / "src" / "flowers_serving"))
 
