@@ -42,10 +42,15 @@ def test_routes_and_outputs(template: dict) -> None:  # type: ignore[type-arg]
     """POST /predict and GET /health on both APIs (a function URL sends every path to the function)."""
     resources = template["Resources"]
     http_routes = {r["Properties"]["RouteKey"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
-    assert http_routes == {"POST /predict", "GET /health"}
+    assert http_routes == {"POST /predict", "GET /health", "GET /", "GET /web/{asset+}"}
     rest_paths = resources["FlowersRestApi"]["Properties"]["DefinitionBody"]["paths"]
-    assert {(m, p) for p, methods in rest_paths.items() for m in methods} == {("post", "/predict"), ("get", "/health")}
-    assert {"PredictUrl", "HealthUrl", "FunctionName", "FunctionArn"} <= set(template["Outputs"])
+    assert {(m, p) for p, methods in rest_paths.items() for m in methods} == {
+        ("post", "/predict"),
+        ("get", "/health"),
+        ("get", "/"),  # the web page (flowers_serving.web) and its files, public like /health
+        ("get", "/web/{asset+}"),
+    }
+    assert {"PredictUrl", "HealthUrl", "WebPageUrl", "FunctionName", "FunctionArn"} <= set(template["Outputs"])
 
 
 def test_memory_default_is_512_mb_and_arm64(template: dict) -> None:  # type: ignore[type-arg]
