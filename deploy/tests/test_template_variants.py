@@ -152,8 +152,9 @@ def test_http_api_auth_variants(rendered: dict[str, dict[str, Any]]) -> None:
 def test_rest_api_auth_variants(rendered: dict[str, dict[str, Any]]) -> None:
     def predict_security(template: dict[str, Any]) -> Any:
         body = _one(template, "AWS::ApiGateway::RestApi")["Properties"]["Body"]
-        assert set(body["paths"]) == {"/predict", "/health"}
-        assert "security" not in body["paths"]["/health"]["get"]
+        assert set(body["paths"]) == {"/predict", "/health", "/", "/web/{asset+}"}  # + the web page's files
+        for public in ("/health", "/", "/web/{asset+}"):
+            assert "security" not in body["paths"][public]["get"]
         return body["paths"]["/predict"]["post"].get("security")
 
     assert predict_security(rendered["rest-today"]) == []
