@@ -262,7 +262,7 @@ def test_the_runtime_killed_while_idle_is_restarted(stack: LocalStack, caplog: p
     pid = _pid(runtime)
     with caplog.at_level("INFO", logger="flowers_serving.local"):
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: _pid(runtime) != pid and runtime.alive(), "the restart")
+        wait_for(lambda: getattr(runtime, "pid", None) not in (None, pid) and runtime.alive(), "the restart")
         reply = requests.post(stack.rie_url, json=image_request(), timeout=PATIENCE_S)
     assert reply.status_code == 200
     assert reply.json()["predictions"][0]["class_id"] == FLOWER_CLASS
