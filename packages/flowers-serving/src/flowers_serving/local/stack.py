@@ -102,6 +102,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self._made_log_dir = False
         self._stopped = threading.Event()
+        self._started = False
 
     @property
     def rie_url(self) -> str:
@@ -115,6 +116,10 @@ class LocalStack:
         return self.gateway.url
 
     def start(self, *, warm: bool = True) -> LocalStack:
+        """Bind, start and warm everything; once (a started stack is returned as it is)."""
+        if self._started:
+            return self
+        self._started = True
         try:
             kind, self.note = choose_runtime(self._runtime)
             self.runtime_kind = kind
