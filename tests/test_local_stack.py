@@ -519,3 +519,25 @@ def test_keep_logs_keeps_the_run_directory(tmp_path: Path) -> None:
             process.kill()
     (kept,) = tmp_path.glob("flowers-local-*")
     assert [p.name for p in kept.iterdir()] == ["python-runtime-1.log"]
+
+
+@needs_rie
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc (Linux)")
+def test_a_program_that_dies_without_stop_leaves_no_emulator(tmp_path: Path) -> None:
+    script = (
+        "from flowers_serving.local import LocalStack\n"
+        "stack = LocalStack(rie_port=0, gateway_port=0).start()\n"
+        "print(stack.workers[0].pid, flush=True)\n"
+        "raise RuntimeError('the program fails without calling stop()')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 1
+    rie_pid = int(done.stdout.split()[0])
+    wait_for(lambda: not _alive({rie_pid}), "the RIE to go")
+    assert list(tmp_path.glob("flowers-local-*")) == []

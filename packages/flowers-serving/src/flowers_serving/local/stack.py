@@ -9,6 +9,7 @@ unless asked to keep it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -120,6 +121,9 @@ class LocalStack:
         if self._started:
             return self
         self._started = True
+        # A program that ends without stop() (an exception escaping it) must not leave emulators running:
+        # they live in their own sessions, so nothing else would stop them.
+        atexit.register(self.stop)
         try:
             kind, self.note = choose_runtime(self._runtime)
             self.runtime_kind = kind
@@ -150,6 +154,7 @@ class LocalStack:
         Safe to call from another thread while :meth:`start` runs: what is starting is stopped.
         """
         self._stopped.set()
+        atexit.unregister(self.stop)
         for front in (self.gateway, self.invoke_front):
             if front is not None:
                 front.stop()
