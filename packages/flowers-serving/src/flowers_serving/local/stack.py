@@ -125,12 +125,12 @@ class LocalStack:
         # they live in their own sessions, so nothing else would stop them.
         atexit.register(self.stop)
         try:
-            kind, self.note = choose_runtime(self._runtime)
-            self.runtime_kind = kind
-            # Bind both ports before anything slow: a busy port is reported at once.
+            # Bind both ports before anything else: a busy port is reported at once.
             self.pool = FunctionPool()
             self.invoke_front = InvokeFront(self.pool, host=self._host, port=self._rie_port, limits=self._invoke_limits)
             self.gateway = Gateway(self.pool, host=self._host, port=self._gateway_port, limits=self._gateway_limits)
+            kind, self.note = choose_runtime(self._runtime)
+            self.runtime_kind = kind
             if self.note:
                 logger.warning("%s", self.note)
             self.log_dir = self._make_log_dir()
