@@ -32,7 +32,7 @@ def start_stack() -> LocalStack:
         except PortInUse as busy:
             if ports[busy.option] == 0:
                 raise
-            print(f"  ({busy}: using a free port instead)", flush=True)
+            print(f"  (port {busy.port} is in use {busy.owner}: using a free one instead)", flush=True)
             ports[busy.option] = 0
 
 
@@ -48,7 +48,8 @@ def main(argv: list[str]) -> int:
         print("demo: the `flowers` CLI is not installed (run this through `nox -s demo`)", file=sys.stderr)
         return 1
     print("starting the local stack (Lambda RIE + API Gateway front)...", flush=True)
-    with start_stack() as stack:
+    stack = start_stack()
+    try:
         endpoint = f"{stack.gateway_url}/predict"
         kind = "Lambda RIE" if stack.runtime_kind == "rie" else "built-in Python runtime"
         print(f"  POST {endpoint}\n  POST {stack.rie_url}\n  ({kind})\n", flush=True)
@@ -62,6 +63,8 @@ def main(argv: list[str]) -> int:
         subprocess.run(
             [flowers, "classify", str(SAMPLES[0]), "--endpoint", stack.rie_url, "--json", "--top-k", "1"], check=False
         )
+    finally:
+        stack.stop()
     print("\nlocal stack stopped.")
     return code
 

@@ -262,7 +262,7 @@ def test_the_runtime_killed_while_idle_is_restarted(stack: LocalStack, caplog: p
     pid = _pid(runtime)
     with caplog.at_level("INFO", logger="flowers_serving.local"):
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: _pid(runtime) != pid and runtime.alive(), "the restart")
+        wait_for(lambda: getattr(runtime, "pid", None) not in (None, pid) and runtime.alive(), "the restart")
         reply = requests.post(stack.rie_url, json=image_request(), timeout=PATIENCE_S)
     assert reply.status_code == 200
     assert reply.json()["predictions"][0]["class_id"] == FLOWER_CLASS
@@ -519,3 +519,25 @@ def test_keep_logs_keeps_the_run_directory(tmp_path: Path) -> None:
             process.kill()
     (kept,) = tmp_path.glob("flowers-local-*")
     assert [p.name for p in kept.iterdir()] == ["python-runtime-1.log"]
+
+
+@needs_rie
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc (Linux)")
+def test_a_program_that_dies_without_stop_leaves_no_emulator(tmp_path: Path) -> None:
+    script = (
+        "from flowers_serving.local import LocalStack\n"
+        "stack = LocalStack(rie_port=0, gateway_port=0).start()\n"
+        "print(stack.workers[0].pid, flush=True)\n"
+        "raise RuntimeError('the program fails without calling stop()')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 1
+    rie_pid = int(done.stdout.split()[0])
+    wait_for(lambda: not _alive({rie_pid}), "the RIE to go")
+    assert list(tmp_path.glob("flowers-local-*")) == []

@@ -297,3 +297,9 @@ def test_an_app_that_raises_gets_a_500_and_the_front_keeps_serving(app: Recorder
         second = requests.get(f"{front.url}/x", timeout=PATIENCE_S)
     assert first.status_code == second.status_code == 500
     assert error_code(first.content) == "internal_error"
+
+
+def test_a_connection_that_never_sends_is_closed(server: HttpServer, app: Recorder) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE_S) as sock:
+        assert read_until_closed(sock) == b""
+    assert app.requests == []

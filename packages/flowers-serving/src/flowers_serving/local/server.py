@@ -58,7 +58,7 @@ class Limits:
     #: Said after "the request body is N bytes;" in the 413 message.
     body_limit_note: str
     idle_timeout_s: float = 60.0  # a kept-alive connection with no new request
-    header_timeout_s: float = 10.0  # first byte of a request -> end of its head
+    header_timeout_s: float = 10.0  # connection or first byte of a request -> end of its head
     body_timeout_s: float = 30.0  # end of the head -> end of the body
     send_timeout_s: float = 30.0  # a client that does not read its response
     max_header_bytes: int = 16 * 1024
@@ -246,9 +246,11 @@ class HttpServer:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+            first = True
             while not self._stopping.is_set():
                 try:
-                    request = self._read_request(sock, conn, client)
+                    request = self._read_request(sock, conn, client, first=first)
+                    first = False
                 except _Refuse as refuse:
                     self._send(sock, conn, refuse.response, close=True)
                     return
@@ -279,11 +281,15 @@ class HttpServer:
             logger.exception("%s: unexpected error", self.name)
             return json_error(500, "internal_error", "the local front failed on this request; see its log")
 
-    def _read_request(self, sock: socket.socket, conn: h11.Connection, client: tuple[str, int]) -> Request | None:
+    def _read_request(
+        self, sock: socket.socket, conn: h11.Connection, client: tuple[str, int], *, first: bool
+    ) -> Request | None:
         """One whole request, or None when the client closed (or idled out) between requests."""
         limits = self.limits
         started = bool(conn.trailing_data[0])  # pipelined bytes already waiting
-        deadline = time.monotonic() + (limits.header_timeout_s if started else limits.idle_timeout_s)
+        # A new connection has the head's time to send one; only a kept-alive one may idle between requests.
+        wait = limits.header_timeout_s if started or first else limits.idle_timeout_s
+        deadline = time.monotonic() + wait
         try:
             while True:
                 event = conn.next_event()

@@ -9,6 +9,7 @@ unless asked to keep it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -102,6 +103,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self._made_log_dir = False
         self._stopped = threading.Event()
+        self._started = False
 
     @property
     def rie_url(self) -> str:
@@ -115,13 +117,20 @@ class LocalStack:
         return self.gateway.url
 
     def start(self, *, warm: bool = True) -> LocalStack:
+        """Bind, start and warm everything; once (a started stack is returned as it is)."""
+        if self._started:
+            return self
+        self._started = True
+        # A program that ends without stop() (an exception escaping it) must not leave emulators running:
+        # they live in their own sessions, so nothing else would stop them.
+        atexit.register(self.stop)
         try:
-            kind, self.note = choose_runtime(self._runtime)
-            self.runtime_kind = kind
-            # Bind both ports before anything slow: a busy port is reported at once.
+            # Bind both ports before anything else: a busy port is reported at once.
             self.pool = FunctionPool()
             self.invoke_front = InvokeFront(self.pool, host=self._host, port=self._rie_port, limits=self._invoke_limits)
             self.gateway = Gateway(self.pool, host=self._host, port=self._gateway_port, limits=self._gateway_limits)
+            kind, self.note = choose_runtime(self._runtime)
+            self.runtime_kind = kind
             if self.note:
                 logger.warning("%s", self.note)
             self.log_dir = self._make_log_dir()
@@ -145,6 +154,7 @@ class LocalStack:
         Safe to call from another thread while :meth:`start` runs: what is starting is stopped.
         """
         self._stopped.set()
+        atexit.unregister(self.stop)
         for front in (self.gateway, self.invoke_front):
             if front is not None:
                 front.stop()
