@@ -28,7 +28,6 @@ SAM_CLI = "aws-sam-cli==1.170.0"  # ships the Lambda Runtime Interface Emulator 
 TEST_DEPS = [
     "pytest>=8",
     "hypothesis>=6.100",
-    "responses>=0.25",
     "jsonschema>=4.20",
     "pytest-timeout>=2.3",
     "pytest-socket>=0.7",
@@ -106,15 +105,18 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on both packages."""
-    session.install("mypy>=1.10", "types-requests", f"{SERVING}[litert,local]", str(CLIENT))
+    """mypy --strict on both packages and on the README's Python snippets."""
+    session.install("mypy>=1.10", "types-requests", "types-tqdm", f"{SERVING}[litert,local]", str(CLIENT))
     session.run("mypy", "--strict", str(CLIENT / "src" / "flowers_client"))
     session.run("mypy", "--strict", str(SERVING / "src" / "flowers_serving"))
+    snippets = Path(session.create_tmp()) / "readme-snippets"
+    session.run("python", str(CLIENT / "tests" / "readme_snippets.py"), str(snippets))
+    session.run("mypy", "--strict", str(snippets))
 
 
 @nox.session
 def client(session: nox.Session) -> None:
-    """flowers-client unit tests (the service is mocked with `responses`)."""
+    """flowers-client tests: httpx MockTransport, a stand-in service on loopback, real CLI processes."""
     session.install(str(CLIENT), *TEST_DEPS)
     _pytest(session, CLIENT / "tests")
 

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_service import FakeService  # noqa: E402
+from fake_service import FakeService
 
 GATEWAY = "https://api.example.test/prod/predict"
 RIE = "http://127.0.0.1:9/2015-03-31/functions/function/invocations"

@@ -150,10 +150,7 @@ class FakeService:
                     self._rie_in_flight -= 1
 
     def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if "url" in body:
-            text = str(body["url"])
-        else:
-            text = base64.b64decode(body.get("image", "")).decode("latin-1")
+        text = str(body["url"]) if "url" in body else base64.b64decode(body.get("image", "")).decode("latin-1")
         directives = dict(re.findall(r"(\w+)=([\w.]+)", text))
         with self._lock:
             self._seen[text] += 1

@@ -65,7 +65,8 @@ def test_classify_sends_the_same_request_and_reads_the_same_result() -> None:
 
     result = run(go())
     assert (result.best.label, result.is_flower, result.flower_score) == ("sunflower", True, 0.9)
-    assert result.raw_response is not None and result.raw_response.status_code == 200
+    assert result.raw_response is not None
+    assert result.raw_response.status_code == 200
     request = recorder.requests[0]
     assert json.loads(request.content) == {"url": "https://example.com/rose.jpg", "top_k": 3, "reject": True}
     assert request.headers["x-api-key"] == "k"

@@ -62,8 +62,10 @@ def test_table_is_plain_when_piped(photos: list[str], service: FakeService, caps
     lines = out.splitlines()
     assert lines[0].split() == ["image", "#", "species", "score", "class"]
     assert len(lines) == 1 + 3 * 2  # header, then two predictions per image
-    assert lines[1].startswith(photos[0]) and "0.900" in lines[1]
-    assert not BOX_DRAWING.search(out) and "\x1b[" not in out
+    assert lines[1].startswith(photos[0])
+    assert "0.900" in lines[1]
+    assert not BOX_DRAWING.search(out)
+    assert "\x1b[" not in out
     assert summary(err) == (3, 0)
 
 
@@ -78,7 +80,8 @@ def test_json_lines_in_input_order(tmp_path: Path, service: FakeService, capsys:
     assert [line["index"] for line in lines] == list(range(6))
     first = lines[0]
     assert first["ok"] is True
-    assert first["is_flower"] is True and first["flower_score"] == 0.97
+    assert first["is_flower"] is True
+    assert first["flower_score"] == 0.97
     assert [p["score"] for p in first["predictions"]] == [0.9, 0.05]  # type: ignore[index]
     assert {"model", "model_version", "request_id"} <= set(first)
 
@@ -105,7 +108,8 @@ def test_some_inputs_failed_exits_3_with_one_short_line_each(
     rows = [line for line in out.splitlines() if "error" in line]
     assert len(rows) == 2
     assert "error: undecodable_image: fake undecodable_image" in rows[0]
-    assert "error: InvalidInputError" in rows[1] and "no such file" in rows[1]
+    assert "error: InvalidInputError" in rows[1]
+    assert "no such file" in rows[1]
     assert summary(err) == (1, 2)
 
 
@@ -165,7 +169,8 @@ def test_a_dead_endpoint_fails_fast_with_a_hint(photos: list[str], capsys: pytes
     out, err = capsys.readouterr()
     assert "connection refused" in out
     assert len(out.splitlines()) <= 2  # header and the first failure: the rest is not sent
-    assert "nox -s serve" in err and "--endpoint / FLOWERS_ENDPOINT" in err
+    assert "nox -s serve" in err
+    assert "--endpoint / FLOWERS_ENDPOINT" in err
     assert "Traceback" not in err
     assert summary(err) == (0, 1)
     assert "not sent" in err
@@ -192,7 +197,8 @@ def test_output_file_and_resume(
     assert [line["input"] for line in json_lines(out)] == [photos[1], photos[2], flaky]
     assert [line["index"] for line in json_lines(out)] == [1, 2, 3]  # positions in the whole input list
     assert len(service.requests) - sent_before == 3
-    assert "1 skipped (already in" in err and "1 unreadable line" in err
+    assert "1 skipped (already in" in err
+    assert "1 unreadable line" in err
     text = out_file.read_text()
     records = [json.loads(line) for line in text.splitlines() if line.startswith('{"index"')]
     assert {r["input"] for r in records if r["ok"]} == {*photos, flaky}
