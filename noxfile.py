@@ -55,7 +55,6 @@ SAM_CLI = "aws-sam-cli==1.170.0"  # ships the Lambda Runtime Interface Emulator 
 TEST_DEPS = [
     "pytest>=8",
     "hypothesis>=6.100",
-    "responses>=0.25",
     "jsonschema>=4.20",
     "pytest-timeout>=2.3",
     "pytest-socket>=0.7",
@@ -251,17 +250,20 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=_python_for(LITERT))
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on both packages."""
+    """mypy --strict on both packages and on the README's Python snippets."""
     _skip_without_wheels(session, LITERT)
     # Not the `local` extra: awslambdaric runs in a child process, mypy never imports it (Linux-only wheels).
     session.install("mypy>=1.10", "types-requests", "types-tqdm", f"{SERVING}[litert,metrics]", str(CLIENT))
     session.run("mypy", "--strict", str(CLIENT / "src" / "flowers_client"))
     session.run("mypy", "--strict", str(SERVING / "src" / "flowers_serving"))
+    snippets = Path(session.create_tmp()) / "readme-snippets"
+    session.run("python", str(CLIENT / "tests" / "readme_snippets.py"), str(snippets))
+    session.run("mypy", "--strict", str(snippets))
 
 
 @nox.session
 def client(session: nox.Session) -> None:
-    """flowers-client unit tests (the service is mocked with `responses`)."""
+    """flowers-client tests: httpx MockTransport, a stand-in service on loopback, real CLI processes."""
     session.install(str(CLIENT), *TEST_DEPS)
     _pytest(session, CLIENT / "tests")
 
