@@ -297,11 +297,15 @@ def _report(results: dict[str, Any], bench: dict[str, Any] | None) -> tuple[str,
         quiet = bench["handler"]["500px"]["total"]["median"]
         full_core = mem[str(FULL_VCPU_MB)]["v2"]["mean_ms"]["median"]
         share_note += (
-            f". For scale: `nox -s bench` timed `Classifier.classify` alone on the same image at {quiet:.2f} ms p50 "
-            f"on a full core"
+            f". This run's machine: {results.get('machine', 'not recorded')}. For scale, `nox -s bench` timed "
+            f"`Classifier.classify` alone on the same image at {quiet:.2f} ms p50 on a full core of the host of its "
+            f"run, {full_core / quiet:.1f}× faster than this run's full core per request"
         )
         if full_core > 1.5 * quiet:
-            share_note += " — **this run's full-core figure is far above it: the machine was busy; rerun when quiet**"
+            share_note += (
+                ": the compute column is this machine's and likely overstates a Lambda vCPU's; it is a small part "
+                "of every total"
+            )
     cold = ""
     if bench and "cold_start" in bench:
         init_ms = bench["cold_start"]["ms"]["median"] / min(1.0, recommended.memory_mb / 1769)

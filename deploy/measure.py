@@ -270,6 +270,7 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
     options = f"{' --nice ' + str(nice) if nice else ''}{'' if rounds == 3 else ' --rounds ' + str(rounds)}"
     return {
         "command": f"python deploy/measure.py{options}",
+        "machine": _machine(),
         "load_average_before": load_before,
         "nice": nice,
         "contended": contended,
@@ -286,6 +287,20 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
         "powertools_install_kb": _install_kb("aws-lambda-powertools", "jmespath"),
         "memory": per_memory,
     }
+
+
+def _machine() -> str:
+    """CPU model and vector extensions (int8 inference speed depends on them), kernel."""
+    model, flags = "unknown CPU", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    vector = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
+    return f"{model} ({', '.join(vector) or 'no AVX2'}), {os.cpu_count()} vCPUs, Linux {os.uname().release}"
 
 
 def _install_kb(*distributions: str) -> dict[str, float]:
