@@ -352,7 +352,7 @@ def container(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "install", "--quiet", "--require-hashes", "--only-binary=:all:", "-r", str(lock))
     session.install("--no-deps", str(SERVING))
     # What the Lambda base image provides beside our lock: the runtime interface client.
-    session.install("awslambdaric", "pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7")
+    session.install("awslambdaric", "h11>=0.16", "pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7")
     session.run("python", str(ROOT / "docker" / "wheels.py"), str(wheelhouse))
     _pytest(session, ROOT / "docker" / "tests", extra_env={**env, "FLOWERS_WHEELHOUSE": str(wheelhouse)})
 
