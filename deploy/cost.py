@@ -292,7 +292,7 @@ def _report(results: dict[str, Any], bench: dict[str, Any] | None) -> tuple[str,
         for mb in (512, 1024, 1769)
     )
     if results.get("contended"):
-        share_note += " — **the machine was busy during this run: the full-core run got less than its core**"
+        share_note += " — **the machine was busy during this run: a run got less than its CPU share**"
     if bench and "handler" in bench:
         quiet = bench["handler"]["500px"]["total"]["median"]
         full_core = mem[str(FULL_VCPU_MB)]["v2"]["mean_ms"]["median"]
