@@ -274,6 +274,7 @@ def client_isolated(session: nox.Session) -> None:
     session.install(str(CLIENT))
     session.run("python", str(ROOT / "tests" / "check_client_isolated.py"))
     session.run("flowers", "--version")
+    session.run("flowers", silent=True)  # no arguments: help, exit 0
 
 
 RUNTIMES = {"litert": LITERT, "tflite": TFLITE_RUNTIME}

@@ -16,7 +16,10 @@ installed = [name for name in forbidden if importlib.util.find_spec(name) is not
 loaded = [name for name in forbidden if name in sys.modules]
 assert not installed, f"flowers-client pulled in {installed}"
 assert not loaded, f"importing flowers_client loaded {loaded}"
-assert "rich" not in sys.modules, "rich should load only when the CLI prints"
+assert "tqdm" not in sys.modules, "tqdm should load only when the CLI shows progress"
+# One HTTP library (httpx) for both clients: requests is neither needed nor installed.
+assert importlib.util.find_spec("requests") is None, "flowers-client pulled in requests"
+assert isinstance(flowers_client.AsyncFlowersClient().transport, str)
 result = flowers_client.top_k(
     [
         flowers_client.Prediction(label="a", class_id=1, score=0.2),

@@ -121,28 +121,55 @@ def test_cli_batch_at_default_concurrency(transport: str, stack: Any) -> None:
     assert f"{len(photos)} classified, 0 failed in" in err
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_cli_ctrl_c_mid_batch(transport: str, stack: Any, upstream: Any) -> None:
+def test_cli_ctrl_c_mid_batch_through_the_gateway(stack: Any, upstream: Any) -> None:
     """Four photos, then URLs the stack needs seconds for (the upstream is slow): interrupt after the photos."""
     photos = [str(p) for p in FLOWERS]
     slow = [upstream.url(f"/slow?{i}") for i in range(10)]
-    process = flowers("classify", *photos, *slow, "--endpoint", endpoint_of(stack, transport), "--json")
-    assert process.stdout is not None
-    assert process.stderr is not None
+    args = ["--endpoint", endpoint_of(stack, "gateway"), "--json", "--concurrency", "2"]
+    process = flowers("classify", *photos, *slow, *args)
     try:
-        finished = [json.loads(process.stdout.readline()) for _ in photos]
-        process.send_signal(signal.SIGINT)
-        code = process.wait(HANG_GUARD)
+        code, finished, rest, err = interrupt_after(process, len(photos))
     finally:
-        process.kill()
-    err = process.stderr.read()
+        # What the gateway still holds for the stopped run goes to the one RIE before anything else.
+        httpx.get(f"{stack.gateway_url}/health", timeout=HANG_GUARD)
     assert code == 130
     assert "Traceback" not in err
     assert "interrupted" in err
     assert [line["input"] for line in finished] == photos
     assert all(line["ok"] for line in finished)
-    for line in process.stdout.read().splitlines():  # anything else printed is whole
-        assert isinstance(json.loads(line), dict)
+    assert all(isinstance(json.loads(line), dict) for line in rest)
+
+
+def test_cli_ctrl_c_mid_batch_through_the_rie(stack: Any) -> None:
+    """A long batch of photos through the RIE: interrupt after four; the emulator is free afterwards."""
+    photos = [str(p) for p in FLOWERS * 30]
+    process = flowers("classify", *photos, "--endpoint", endpoint_of(stack, "rie"), "--json")
+    code, finished, rest, err = interrupt_after(process, 4)
+    lines = finished + [json.loads(line) for line in rest]
+    assert "Traceback" not in err
+    if code == 0:  # the machine was quick enough to finish all 120 before the signal arrived
+        assert len(lines) == len(photos)
+    else:
+        assert code == 130
+        assert "interrupted" in err
+        assert "still running" not in err
+        assert [line["index"] for line in finished] == [0, 1, 2, 3]
+        assert all(line["ok"] for line in lines)
+    with flowers_client.FlowersClient(endpoint_of(stack, "rie"), max_retries=0) as client:
+        assert client.classify(FLOWERS[0]).best.class_id == expected_class(FLOWERS[0])  # not crashed
+
+
+def interrupt_after(process: subprocess.Popen[str], lines: int) -> tuple[int, list[Any], list[str], str]:
+    """Read ``lines`` JSON lines, send SIGINT, and collect what follows."""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        finished = [json.loads(process.stdout.readline()) for _ in range(lines)]
+        process.send_signal(signal.SIGINT)
+        code = process.wait(HANG_GUARD)
+    finally:
+        process.kill()
+    return code, finished, process.stdout.read().splitlines(), process.stderr.read()
 
 
 def test_cli_dead_endpoint_exits_non_zero_with_a_hint() -> None:

@@ -126,3 +126,21 @@ def test_the_fake_rie_notices_overlapping_invokes(service: FakeService) -> None:
         statuses = list(pool.map(invoke, range(4)))
     assert service.rie_overlaps > 0
     assert None in statuses
+
+
+def test_a_stopped_batch_sends_nothing_more_to_the_rie(service: FakeService) -> None:
+    """Requests queued for the RIE's turn when the batch stops never go out; the one in flight ends."""
+    images = [b"photo first", b"hold second"] + [f"photo {i}".encode() for i in range(10)]
+    client = flowers_client.FlowersClient(service.rie_url, max_retries=0)
+    stream = client.iter_classify(images, concurrency=6)
+    assert next(stream).index == 0
+    for _ in range(3000):  # the held one goes out; four more wait for the lock (bounded wait)
+        if len(service.requests) >= 2:
+            break
+        threading.Event().wait(0.01)
+    stream.close()
+    assert not client.wait_until_idle(0.05)  # the held invoke is still in flight
+    service.release()
+    assert client.wait_until_idle(30)
+    assert len(service.requests) == 2
+    assert service.rie_overlaps == 0

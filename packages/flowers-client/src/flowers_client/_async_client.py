@@ -128,6 +128,15 @@ class AsyncFlowersClient(BaseClient):
             await response.aclose()
         return response
 
+    async def wait_until_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for this process's request in flight to an RIE endpoint to end."""
+        if self._lock is None:
+            return True
+        if not await self._lock.acquire_async(timeout):
+            return False
+        self._lock.release()
+        return True
+
     def iter_classify(
         self,
         images: Iterable[ImageInput] | AsyncIterable[ImageInput],

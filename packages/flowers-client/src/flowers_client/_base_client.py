@@ -48,7 +48,7 @@ from flowers_client._models import BatchFailure, BatchItem, BatchSuccess, Classi
 from flowers_client._response import RawResponse
 from flowers_client._transport import Wire, encode_payload, select_wire
 
-__all__ = ["NOT_GIVEN", "BaseClient", "Timeout", "is_retryable", "retry_delay"]
+__all__ = ["NOT_GIVEN", "BaseClient", "Cancelled", "Timeout", "is_retryable", "retry_delay"]
 
 logger = logging.getLogger("flowers_client")
 
@@ -56,6 +56,10 @@ logger = logging.getLogger("flowers_client")
 Timeout = float | tuple[float, float] | httpx.Timeout
 
 _RETRY_STATUSES: Final = frozenset({408, 409, 429})
+
+
+class Cancelled(Exception):
+    """A request of a stopped batch, dropped before it was sent (never seen by callers)."""
 
 
 class _NotGiven:

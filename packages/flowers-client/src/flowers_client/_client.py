@@ -11,7 +11,7 @@ from types import TracebackType
 import httpx
 from tenacity import Retrying
 
-from flowers_client._base_client import NOT_GIVEN, BaseClient, Call, Outgoing, Timeout, _NotGiven
+from flowers_client._base_client import NOT_GIVEN, BaseClient, Call, Cancelled, Outgoing, Timeout, _NotGiven
 from flowers_client._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DEADLINE,
@@ -36,7 +36,7 @@ class FlowersClient(BaseClient):
     it unless ``transport`` ('api-gateway' / 'rie') says otherwise.
 
     ``timeout``: seconds, or (connect, read); one attempt takes at most
-    connect + read seconds, its whole reply included. ``deadline``: seconds for
+    connect + read seconds, the whole body of the reply included. ``deadline``: seconds for
     a whole call, every retry and wait included (``None``: no deadline).
     ``http_client``: an ``httpx.Client`` of yours to send with (not closed here).
     """
@@ -93,21 +93,31 @@ class FlowersClient(BaseClient):
         ``reject=True`` asks the service to answer a photo that shows none of
         the 102 species with :class:`~flowers_client.NotAFlowerError`.
         """
+        return self._classify(image, top_k=top_k, reject=reject)
+
+    def _classify(
+        self, image: ImageInput, *, top_k: int, reject: bool, cancelled: threading.Event | None = None
+    ) -> ClassifyResult:
         out = self._build_request(image, top_k=top_k, reject=reject)
         call = self._new_call(out.what)
         result: ClassifyResult | None = None
         for attempt in Retrying(sleep=_sleep, **self._retry_policy(call)):
             with attempt:
-                result = self._parse(self._send(out, call))
+                result = self._parse(self._send(out, call, cancelled))
         assert result is not None  # tenacity re-raises the last error otherwise
         return result
 
-    def _send(self, out: Outgoing, call: Call) -> RawResponse:
+    def _send(self, out: Outgoing, call: Call, cancelled: threading.Event | None = None) -> RawResponse:
         """One HTTP exchange, holding the endpoint's lock (RIE) for exactly its length."""
         if self._lock is not None and not self._lock.acquire(call.remaining()):
             raise APITimeoutError(
                 f"{out.what}: waited past the deadline for {self.endpoint} (an RIE serves one invoke at a time)"
             )
+        if cancelled is not None and cancelled.is_set():
+            # The batch was stopped while this request waited for its turn: it never goes out.
+            if self._lock is not None:
+                self._lock.release()
+            raise Cancelled(out.what)
         try:
             timeout, budget = self._attempt_timeout(call)
             self._log_request(out)
@@ -165,7 +175,9 @@ class FlowersClient(BaseClient):
             while (job := jobs.get()) is not None and not stopped.is_set():
                 index, image = job
                 try:
-                    outcome: ClassifyResult | FlowersError = self.classify(image, top_k=top_k, reject=reject)
+                    outcome: ClassifyResult | FlowersError = self._classify(
+                        image, top_k=top_k, reject=reject, cancelled=stopped
+                    )
                 except FlowersError as exc:
                     outcome = exc
                 except BaseException as exc:  # a bug: hand it to the caller rather than hang
@@ -203,6 +215,20 @@ class FlowersClient(BaseClient):
             stopped.set()
             for _ in workers:
                 jobs.put(None)
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for this process's request in flight to an RIE endpoint to end.
+
+        After a stopped batch, the emulator may still be running the last
+        invoke; a new process that sends one meanwhile would crash it. True when
+        nothing is in flight (always, for API Gateway endpoints).
+        """
+        if self._lock is None:
+            return True
+        if not self._lock.acquire(timeout):
+            return False
+        self._lock.release()
+        return True
 
     def classify_many(
         self,

@@ -55,6 +55,9 @@ from flowers_client._version import __version__
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
+#: After Ctrl-C, how long to wait for the one invoke in flight to an RIE: a new
+#: run that reaches the emulator while it still works would crash it.
+RIE_GRACE = 1.5
 
 HINT_UNREACHABLE = (
     "hint: nothing answers at {endpoint}. Start the local stack with `nox -s serve`, "
@@ -392,6 +395,11 @@ def _run(
             output.close()
             if not interrupted:
                 client.close()  # after an interrupt, requests in flight may still hold connections
+            elif not client.wait_until_idle(RIE_GRACE):
+                print(
+                    "flowers: the RIE is still running the last invoke; give it a moment before the next run",
+                    file=sys.stderr,
+                )
             for hint in tally.hints:
                 print(hint, file=sys.stderr)
             elapsed = time.monotonic() - started
