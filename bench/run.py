@@ -4,8 +4,10 @@ Never part of CI. Every timing is repeated and reported as min / median / max
 over repetitions, next to ratios measured in the same run (this machine is
 noisy). Sections: reference vs ours (same timing loop), accuracy (the
 evaluate pipeline), serving (handler stages, cold start through the RIE,
-install size, a 5,000-invocation soak with memory sampling), end to end
-(client over the local stack), plots.
+install size, a 5,000-invocation soak with memory sampling), hostile-input
+memory (peak RSS per class of hostile image, each in a fresh handler
+process), end to end (client over the local stack), plots. ``--only NAME``
+runs some sections and merges them into ``bench/results.json``.
 """
 
 from __future__ import annotations
@@ -293,6 +295,47 @@ def bench_soak(n: int) -> dict[str, Any]:
 # --- end to end -------------------------------------------------------------------------------------------------
 
 
+#: Lambda's memory sizes worth naming (it accepts any MB from 128 to 10,240).
+LAMBDA_SIZES_MB = (128, 256, 384, 512, 640, 768, 1024, 1536, 2048)
+#: What the sandbox holds beside the handler process's RSS (runtime interface client
+#: buffers, the extension API, page cache for the model file): kept free on top of the peak.
+SANDBOX_HEADROOM = 0.10
+
+
+def bench_hostile_memory() -> dict[str, Any]:
+    """Peak RSS of the real handler (model loaded) per hostile image class, each in a fresh process."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from hostile import CLASSES
+
+    probe = ROOT / "packages" / "flowers-serving" / "tests" / "rss_probe.py"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CLASSES:
+            path = Path(tmp) / case.name
+            path.write_bytes(case.make())
+            started = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, str(probe), str(path)], capture_output=True, text=True, timeout=600, check=True
+            ).stdout.splitlines()
+            line, summary = json.loads(out[0]), json.loads(out[-1])
+            rows.append(
+                {
+                    "class": case.name,
+                    "file_bytes": path.stat().st_size,
+                    "answer": line["code"] or "ok",
+                    "expected": case.code or "ok",
+                    "peak_rss_mb": line["peak_rss_mb"],
+                    "baseline_rss_mb": summary["baseline_rss_mb"],
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            )
+            print(f"   {case.name}: {line['peak_rss_mb']} MB ({line['code'] or 'ok'})", flush=True)
+    peak = max(r["peak_rss_mb"] for r in rows)
+    needed = peak * (1 + SANDBOX_HEADROOM)
+    smallest = next(size for size in LAMBDA_SIZES_MB if size >= needed)
+    return {"rows": rows, "max_peak_rss_mb": peak, "smallest_memory_mb": smallest}
+
+
 def bench_end_to_end(reps: int) -> dict[str, Any]:
     import flowers_client
     from flowers_serving.local.__main__ import LocalStack
@@ -369,6 +412,7 @@ def bench_accuracy(extra: list[Path]) -> list[dict[str, Any]]:
             text=True,
             check=True,
             env={**os.environ, "PYTHONPATH": str(ROOT / "model" / "src")},
+            cwd=ROOT,  # evaluate reports model_file relative to the repository (or by name), never absolute
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows
@@ -457,12 +501,26 @@ def plots(results: dict[str, Any]) -> None:
     plt.close(fig)
 
 
+def _portable(command: str) -> str:
+    """The command with no path of this machine: relative to the repository, or ``.../name`` outside it."""
+    words = [Path(w) if os.path.isabs(w) else w for w in command.split()]
+    return " ".join(
+        w if isinstance(w, str) else w.relative_to(ROOT).as_posix() if w.is_relative_to(ROOT) else f".../{w.name}"
+        for w in words
+    )
+
+
 def write_report(results: dict[str, Any], command: str) -> None:
     models = results["models"]
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Written by `{_portable(command)}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+        + (
+            " Sections it did not run are those of the last full run, kept in bench/results.json."
+            if "--only" in command
+            else ""
+        ),
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
         "Every timing is the median of repetitions with (min–max) beside it; ratios are of medians from this same run.",
@@ -541,6 +599,29 @@ def write_report(results: dict[str, Any], command: str) -> None:
         + ".",
         f"- **Client import**: `import flowers_client` {fmt(results['client_import']['ms'])}.",
         "",
+    ]
+    if "hostile_memory" in results:
+        mem = results["hostile_memory"]
+        lines += [
+            "## Memory per hostile input",
+            "",
+            "Peak RSS of the handler process (model loaded, each class in a fresh process, the kernel's VmHWM "
+            "reset just before the request) for small files that decode to huge arrays "
+            "(`tests/hostile.py`; they are also the serving tests' 512 MB check).",
+            "",
+            "| class | file | answer | peak RSS |",
+            "| --- | ---: | --- | ---: |",
+        ]
+        for r in mem["rows"]:
+            flag = "" if r["answer"] == r["expected"] else f" (expected {r['expected']})"
+            lines.append(f"| {r['class']} | {r['file_bytes']:,} B | {r['answer']}{flag} | {r['peak_rss_mb']:.0f} MB |")
+        lines += [
+            "",
+            f"Highest peak: **{mem['max_peak_rss_mb']:.0f} MB**; the smallest Lambda memory size that holds it with "
+            f"{SANDBOX_HEADROOM:.0%} to spare: **{mem['smallest_memory_mb']} MB**.",
+            "",
+        ]
+    lines += [
         "## End to end (client → local API Gateway front → RIE → handler)",
         "",
     ]
@@ -571,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=int, default=5000, help="invocations in the soak test")
     parser.add_argument("--float-model", type=Path, help="also time and evaluate this float32 .tflite")
     parser.add_argument("--report-only", action="store_true", help="redraw plots and BENCHMARKS.md from results.json")
+    parser.add_argument("--only", action="append", help="run only this section (repeatable); merged into results.json")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
@@ -587,17 +669,23 @@ def main(argv: list[str] | None = None) -> int:
         ("cold_start", lambda: bench_cold_start(10)),
         ("install", bench_install_size),
         ("soak", lambda: bench_soak(args.soak)),
+        ("hostile_memory", bench_hostile_memory),
         ("end_to_end", lambda: bench_end_to_end(args.reps)),
         ("client_import", lambda: bench_client_import(10)),
     ]
     results: dict[str, Any] = {}
+    if args.only:
+        steps = [(name, step) for name, step in steps if name in args.only]
+        if (OUT / "results.json").exists():
+            results = json.loads((OUT / "results.json").read_text())
     for name, step in steps:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         results[name] = step()
         print(f"   done in {time.perf_counter() - started:.0f} s", flush=True)
         (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    plots(results)
+    if not args.only:  # a partial run keeps the plots of the last full one
+        plots(results)
     write_report(results, "nox -s bench" + (" -- " + " ".join(argv) if argv else ""))
     print((ROOT / "BENCHMARKS.md").read_text())
     return 0

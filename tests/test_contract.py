@@ -133,18 +133,15 @@ def test_client(case: Case, transport: str, stack: Any, upstream: Any) -> None:
 
 def test_client_request_matches_schema(stack: Any, upstream: Any) -> None:
     """What the client sends is what the handler accepts (checked against the schema)."""
+    import httpx
     from contract.cases import FLOWERS
 
     sent: list[bytes] = []
-
-    class SpySession(requests.Session):
-        def post(self, url: str | bytes, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
-            sent.append(data)
-            return super().post(url, data=data, json=json, **kwargs)
-
-    with flowers_client.FlowersClient(f"{stack.gateway_url}/predict", session=SpySession()) as client:
+    spy = httpx.Client(event_hooks={"request": [lambda request: sent.append(request.read())]})
+    with flowers_client.FlowersClient(f"{stack.gateway_url}/predict", http_client=spy) as client:
         client.classify(FLOWERS[0], top_k=3)
         client.classify(upstream.url("/flower.jpg"), top_k=1)
+    spy.close()
     assert len(sent) == 2
     for payload in sent:
         _validate("request", json.loads(payload))
@@ -200,13 +197,13 @@ def test_serving_error_table_matches_the_schema() -> None:
 @pytest.mark.parametrize("code", sorted(SCHEMA["x-status-of-code"]))
 def test_client_maps_every_code_of_a_direct_invoke_to_its_status(code: str) -> None:
     """Direct invokes carry no HTTP status: the client must derive the schema's status from the code."""
-    import responses
+    import httpx
 
     url = "http://127.0.0.1:9/2015-03-31/functions/function/invocations"
-    with responses.RequestsMock() as mocked:
-        mocked.post(url, json={"error": {"code": code, "message": "m"}, "request_id": "r"})
-        with pytest.raises(flowers_client.APIStatusError) as caught:
-            flowers_client.FlowersClient(url, max_retries=0).classify(b"\xff\xd8 not sent anywhere real")
+    reply = httpx.Response(200, json={"error": {"code": code, "message": "m"}, "request_id": "r"})
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: reply))
+    with pytest.raises(flowers_client.APIStatusError) as caught:
+        flowers_client.FlowersClient(url, max_retries=0, http_client=http).classify(b"\xff\xd8 not sent anywhere real")
     assert caught.value.status_code == SCHEMA["x-status-of-code"][code]
     assert caught.value.code == code
 

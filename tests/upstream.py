@@ -7,6 +7,8 @@ on loopback, and every route ends by itself (bounded sleeps and sizes).
 from __future__ import annotations
 
 import contextlib
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,8 @@ FLOWER = FIXTURES / "flowers" / "054-sunflower.jpg"
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     routes: ClassVar[dict[str, str]] = {}
+    #: Set when the server stops: routes that stall wait on it, so none outlives the tests.
+    stopping: ClassVar[threading.Event] = threading.Event()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -38,6 +42,13 @@ class _Handler(BaseHTTPRequestHandler):
         # The fetcher hanging up early is the point of most routes.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._route(path)
+
+    def _trickle(self, data: bytes, every: float) -> None:
+        for i in range(len(data)):
+            if self.stopping.wait(every):
+                return
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
 
     def _route(self, path: str) -> None:
         if path == "/flower.jpg":
@@ -89,6 +100,50 @@ class _Handler(BaseHTTPRequestHandler):
             for _ in range(1024):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
+        elif path == "/stall-headers":
+            # Accepts the request, then says nothing for 30 s.
+            self.stopping.wait(30)
+        elif path == "/trickle-headers":
+            # A header byte every 0.5 s: every single read is quick, the headers never end in time.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            self._trickle(b"Content-Type: image/jpeg\r\nX-Padding: " + b"a" * 60 + b"\r\n\r\n", 0.5)
+        elif path.startswith("/slow-redirect/"):
+            # Each hop answers after 1.5 s (under the read timeout); three hops pass the deadline.
+            hops = int(path.rsplit("/", 1)[1])
+            if self.stopping.wait(1.5):
+                return
+            target = f"/slow-redirect/{hops - 1}" if hops > 1 else "/flower.jpg"
+            self._send(302, b"", "text/plain", Location=target)
+        elif path == "/redirect-endless-body":
+            # A redirect whose body never ends: following it must not read that body.
+            self.send_response(302)
+            self.send_header("Location", "/flower.jpg")
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            for _ in range(4096):
+                self.wfile.write(b"\x00" * 65536)
+        elif path == "/reset-mid-body":
+            # Half the promised body, then a TCP reset.
+            body = FLOWER.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+        elif path == "/short-body":
+            # Promises more bytes than it sends, then closes cleanly.
+            body = FLOWER.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body) * 2))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
         else:
             self._send(404, b"no such route", "text/plain")
 
@@ -106,9 +161,11 @@ class Upstream:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> Upstream:
+        _Handler.stopping.clear()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _Handler.stopping.set()
         self._server.shutdown()
         self._server.server_close()

@@ -39,12 +39,24 @@ def test_image_built_from_our_dockerfile(template: dict) -> None:  # type: ignor
 
 
 def test_routes_and_outputs(template: dict) -> None:  # type: ignore[type-arg]
-    events = template["Resources"]["FlowersFunction"]["Properties"]["Events"]
-    assert {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()} == {
+    """POST /predict and GET /health on both APIs (a function URL sends every path to the function)."""
+    resources = template["Resources"]
+    http_routes = {r["Properties"]["RouteKey"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
+    assert http_routes == {"POST /predict", "GET /health", "GET /", "GET /web/{asset+}"}
+    rest_paths = resources["FlowersRestApi"]["Properties"]["DefinitionBody"]["paths"]
+    assert {(m, p) for p, methods in rest_paths.items() for m in methods} == {
         ("post", "/predict"),
         ("get", "/health"),
+        ("get", "/"),  # the web page (flowers_serving.web) and its files, public like /health
+        ("get", "/web/{asset+}"),
     }
-    assert {"PredictUrl", "FunctionName", "FunctionArn"} <= set(template["Outputs"])
+    assert {"PredictUrl", "HealthUrl", "WebPageUrl", "FunctionName", "FunctionArn"} <= set(template["Outputs"])
+
+
+def test_memory_default_is_512_mb_and_arm64(template: dict) -> None:  # type: ignore[type-arg]
+    assert template["Parameters"]["MemorySize"]["Default"] == 512
+    assert template["Parameters"]["Architecture"]["Default"] == "arm64"
+    assert set(template["Parameters"]["Architecture"]["AllowedValues"]) == {"arm64", "x86_64"}
 
 
 @mock_aws

@@ -16,6 +16,11 @@ PHOTOS = sorted((REPO / "tests" / "fixtures" / "flowers").glob("*.jpg"))
 CLASS_NAMES = (REPO / "model" / "src" / "flowers_model" / "resources" / "class_names.txt").read_text().splitlines()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # `nox -s model` runs "not export"; `nox -s model_export`, which installs litert-torch, runs "export".
+    config.addinivalue_line("markers", "export: needs the exporter (litert-torch, ai-edge-quantizer)")
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 images: each fixture photo twice (train) plus once more (validation)."""

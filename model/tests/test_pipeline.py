@@ -85,6 +85,7 @@ def test_resume_refuses_another_config(trained: Path, tiny_data: Path) -> None:
         train.train(cfg, resume=True)
 
 
+@pytest.mark.export
 def test_export_then_evaluate_through_the_serving_path(
     trained: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,8 +100,26 @@ def test_export_then_evaluate_through_the_serving_path(
         version="0.0.1",
     )
     assert metadata["quantization"] == "static"
+    # Where it was trained is recorded without this machine's folders (here both lie outside the repository).
+    assert metadata["train_config"]["data_dir"] == tiny_data.name
+    assert metadata["train_config"]["out_dir"] == trained.name
+    assert str(tiny_data.parent) not in (artifacts / "metadata.json").read_text()
     assert (artifacts / "flowers.tflite").stat().st_size < 6_000_000
     assert len((artifacts / "labels.txt").read_text().splitlines()) == 102
+    # The logits come out in float: an int8 output clipped confident photos to one top score (issue #16).
+    assert metadata["output"]["dtype"] == "float32"
+    assert metadata["features"]["shape"] == [1, 1280]
+    # Every export fits the "not a flower" scorer of its own features.
+    assert metadata["flower_score"]["validation_accepted"] >= 0.98
+    from flowers_serving.classifier import Classifier
+
+    classifier = Classifier(artifacts)
+    assert classifier.scorer is not None
+    photo = sorted((tiny_data / "jpg").iterdir())[0].read_bytes()
+    flower = classifier.classify(photo, top_k=3).flower
+    assert flower is not None
+    assert 0.0 <= flower.flower_score <= 1.0
+    assert flower.is_flower == (flower.flower_score >= 0.5)
     capsys.readouterr()
     evaluate.main(
         [

@@ -68,6 +68,11 @@ CASES: list[Case] = [
     _image_case(HOSTILE / "not-an-image.jpg", 415, "unsupported_media_type"),
     _image_case(HOSTILE / "truncated.jpg", 422, "undecodable_image"),
     _image_case(HOSTILE / "bomb.png", 422, "image_too_large"),
+    # Under the pixel cap, over the decode-memory budget (refused from the header).
+    _image_case(HOSTILE / "float32-6324x6324.tif", 422, "image_too_large"),
+    _image_case(HOSTILE / "rgb-1x39999999.png", 422, "image_too_large"),
+    # 16-bit greyscale, converted without full-size float temporaries.
+    _image_case(HOSTILE / "grey16-2000x1500.png", 200),
     # Malformed requests.
     Case("empty-object", lambda _u: {}, 400, "bad_request", tags=frozenset({"raw"})),
     Case(
@@ -94,6 +99,34 @@ CASES: list[Case] = [
         "bad_request",
         tags=frozenset({"raw"}),
     ),
+    Case(
+        "top-k-numeric-string",
+        lambda _u: {"image": b64(FLOWERS[0]), "top_k": "5"},
+        400,
+        "bad_request",
+        tags=frozenset({"raw"}),
+    ),
+    Case(
+        "top-k-superscript",
+        lambda _u: {"image": b64(FLOWERS[0]), "top_k": "\u00b2"},
+        400,
+        "bad_request",
+        tags=frozenset({"raw"}),
+    ),
+    Case(
+        "top-k-float",
+        lambda _u: {"image": b64(FLOWERS[0]), "top_k": 5.0},
+        400,
+        "bad_request",
+        tags=frozenset({"raw"}),
+    ),
+    Case(
+        "nested-too-deep",
+        lambda _u: {"url": "https://example.com/a.jpg", "extra": json.loads("[" * 64 + "]" * 64)},
+        400,
+        "bad_request",
+        tags=frozenset({"raw"}),
+    ),
     # URLs: fetched by the service from the hostile upstream on loopback.
     Case("url:flower", lambda u: {"url": u("/flower.jpg"), "top_k": 3}, 200, class_id=54),
     Case("url:octet-stream", lambda u: {"url": u("/flower-octet")}, 200, class_id=54),
@@ -112,6 +145,25 @@ CASES: list[Case] = [
     Case("url:file-scheme", lambda _u: {"url": "file:///etc/passwd"}, 400, "forbidden_url", tags=frozenset({"raw"})),
     Case("url:slow", lambda u: {"url": u("/slow")}, 504, "upstream_timeout", tags=frozenset({"slow"})),
     Case("url:trickle", lambda u: {"url": u("/trickle")}, 504, "upstream_timeout", tags=frozenset({"slow"})),
+    Case(
+        "url:stall-headers", lambda u: {"url": u("/stall-headers")}, 504, "upstream_timeout", tags=frozenset({"slow"})
+    ),
+    Case(
+        "url:slow-redirect-chain",
+        lambda u: {"url": u("/slow-redirect/3")},
+        504,
+        "upstream_timeout",
+        tags=frozenset({"slow"}),
+    ),
+    Case("url:reset-mid-body", lambda u: {"url": u("/reset-mid-body")}, 502, "upstream_error"),
+    Case("url:short-body", lambda u: {"url": u("/short-body")}, 502, "upstream_error"),
+    Case("url:redirect-endless-body", lambda u: {"url": u("/redirect-endless-body")}, 200, class_id=54),
+    Case("url:ipv4-compatible-ipv6", lambda _u: {"url": "http://[::127.0.0.1]/"}, 400, "forbidden_url"),
+    Case("url:siit-ipv6", lambda _u: {"url": "http://[::ffff:0:7f00:1]/"}, 400, "forbidden_url"),
+    Case("url:site-local-ipv6", lambda _u: {"url": "http://[fec0::1]/"}, 400, "forbidden_url"),
+    Case("url:6to4-private", lambda _u: {"url": "http://[2002:a9fe:a9fe::1]/"}, 400, "forbidden_url"),
+    Case("url:teredo", lambda _u: {"url": "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/"}, 400, "forbidden_url"),
+    Case("url:nat64-metadata", lambda _u: {"url": "http://[64:ff9b::a9fe:a9fe]/"}, 400, "forbidden_url"),
     Case("url:huge-declared", lambda u: {"url": u("/huge-declared")}, 413, "payload_too_large"),
     Case("url:endless", lambda u: {"url": u("/endless")}, 413, "payload_too_large"),
 ]

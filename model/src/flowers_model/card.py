@@ -163,6 +163,8 @@ def render(artifacts: Path, reports: Path) -> str:
         ]
         lines += [f"| {p['true']} | {p['predicted']} | {p['count']} |" for p in shipped["most_confused"]]
         lines += ["", "![confusion matrix](reports/confusion-validation.png)", ""]
+    lines += _robustness_section(_load(reports / "robustness-validation.json"))
+    lines += _not_a_flower_section(_load(reports / "not-a-flower.json"), meta.get("flower_score"))
     lines += [
         "## Calibration",
         "",
@@ -191,6 +193,65 @@ def render(artifacts: Path, reports: Path) -> str:
         "```",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _robustness_section(report: dict[str, Any] | None) -> list[str]:
+    """Each corruption's top-1 beside clean (``python -m flowers_model.robustness``)."""
+    if not report:
+        return []
+    lines = [
+        "## Robustness (validation, through the serving code)",
+        "",
+        "Each change is applied to the photo file, which then goes through `Classifier.classify` like an upload.",
+        "",
+        "| photo | top-1 | 95% interval | vs clean |",
+        "| --- | ---: | --- | ---: |",
+    ]
+    clean = report["clean"]["top1"]
+    for name, row in report.items():
+        lines.append(
+            f"| {name} | {row['top1']:.2%} | {row['ci95_low']:.1%}–{row['ci95_high']:.1%} | "
+            f"{100 * (row['top1'] - clean):+.2f} pt |"
+        )
+    return [*lines, ""]
+
+
+def _not_a_flower_section(report: dict[str, Any] | None, fitted: dict[str, Any] | None) -> list[str]:
+    """The method comparison and the shipped scorer (``python -m flowers_model.not_a_flower``)."""
+    if not report:
+        return []
+    lines = [
+        "## Not a flower",
+        "",
+        "Every answer carries `is_flower` and `flower_score`. Methods compared on the same features: "
+        f"{report['validation_flowers']} validation flowers against {sum(report['nonflowers'].values())} non-flower "
+        "images (`nox -s nonflowers`: photos that Python packages ship, and generated images). Each method's "
+        f"threshold keeps {report['accept']:.1%} of validation flowers.",
+        "",
+        "| method | AUROC | FPR at 95% TPR | flowers accepted | non-flowers accepted | ms/image | statistics |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for m in report["methods"]:
+        lines.append(
+            f"| {m['method']} | {m['auroc']:.4f} | {m['fpr_at_95_tpr']:.1%} | {m['flowers_accepted']:.1%} | "
+            f"{m['nonflowers_accepted']:.1%} | {m['score_ms_per_image']:.3f} | {m['stats_mb']:.2f} MB |"
+        )
+    shipped = report.get("shipped")
+    if shipped and fitted:
+        lines += [
+            "",
+            f"**Shipped**: {fitted['method']}, threshold chosen on validation flowers "
+            f"({fitted['validation_accepted']:.1%} accepted). Through the serving core: AUROC "
+            f"**{shipped['auroc']:.4f}**, flowers accepted **{shipped['flowers_accepted']:.1%}**, non-flowers "
+            f"accepted **{shipped['nonflowers_accepted']:.1%}**.",
+            "",
+            "| non-flower category | images | accepted as a flower |",
+            "| --- | ---: | ---: |",
+        ]
+        lines += [
+            f"| {c} | {report['nonflowers'][c]} | {rate:.1%} |" for c, rate in shipped["per_category_accepted"].items()
+        ]
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The Oxford 102 data set on disk: splits and labels (no PyTorch here: evaluation runs without it).
+"""The Oxford 102 data set on disk: where it is, splits and labels (no PyTorch here: evaluation runs without it).
 
 The layout is the official archive's (``jpg/image_XXXXX.jpg``,
 ``imagelabels.mat``) plus ``class_names.txt`` and a ``splits.csv``
@@ -8,14 +8,52 @@ The layout is the official archive's (``jpg/image_XXXXX.jpg``,
 from __future__ import annotations
 
 import csv
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import scipy.io
 
-__all__ = ["SPLITS", "Example", "load_class_names", "load_split"]
+__all__ = [
+    "DATA_FILES",
+    "PREPARED_DATA_DIR",
+    "SHARED_DATA_DIR",
+    "SPLITS",
+    "Example",
+    "data_dir_or_exit",
+    "default_data_dir",
+    "load_class_names",
+    "load_split",
+]
 
 SPLITS = ("train", "validation", "test")
+#: What every stage reads; ``nox -s prepare`` writes all of it.
+DATA_FILES = ("class_names.txt", "imagelabels.mat", "splits.csv", "jpg")
+#: Paths relative to the repository root, where nox runs every stage.
+SHARED_DATA_DIR = Path("../shared/datasets/oxford102")  # the copy beside the clone on our build machines
+PREPARED_DATA_DIR = Path("model/data/oxford102")  # where `nox -s prepare` puts it (git-ignored)
+
+
+def default_data_dir() -> Path:
+    """``$FLOWERS_DATA``, else the shared copy beside the clone if there is one, else where prepare puts it."""
+    if env := os.environ.get("FLOWERS_DATA"):
+        return Path(env)
+    return SHARED_DATA_DIR if SHARED_DATA_DIR.exists() else PREPARED_DATA_DIR
+
+
+def data_dir_or_exit(data_dir: Path) -> Path:
+    """``data_dir`` if it holds the data set; else one line on stderr saying how to get it, and exit 2."""
+    missing = [name for name in DATA_FILES if not (data_dir / name).exists()]
+    if missing:
+        what = "nothing" if not data_dir.exists() else f"no {', '.join(missing)}"
+        print(
+            f"error: no Oxford 102 data set at {data_dir} ({what} there): run `nox -s prepare` to download it, "
+            "or point FLOWERS_DATA (or --data) at a copy",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return data_dir
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
 """Evaluate an exported .tflite exactly as it is served.
 
-``nox -s evaluate -- --data DIR --split SPLIT [--model PATH]``
+``nox -s evaluate [-- --split SPLIT --model PATH --data DIR --plots --update-reports]``
 
 Every image goes through ``flowers_serving.Classifier.classify`` (the serving
 core: the shared ``load_image``, LiteRT, softmax), so the figures are those of
-the service. Writes ``<out>/report-<split>.json`` (and plots with ``--plots``)
-and prints, as its last line, one JSON object with ``model``, ``split``, ``n``,
-``top1``, ``top5`` and ``ece``.
+the service. The data set is ``--data``, else ``$FLOWERS_DATA``, else
+``../shared/datasets/oxford102`` beside the clone, else ``model/data/oxford102``
+(where ``nox -s prepare`` puts it). Writes ``report-<split>.json`` (and plots
+with ``--plots``) to a new run folder ``model/runs/evaluate-<UTC time>/``, or
+to the tracked ``model/reports/`` with ``--update-reports``, and prints, as its
+last line, one JSON object with ``model``, ``split``, ``n``, ``top1``,
+``top5``, ``ece`` and ``report`` (the file written).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import itertools
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +27,16 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from flowers_model.data import load_class_names, load_split
+from flowers_model.data import data_dir_or_exit, default_data_dir, load_class_names, load_split
+from flowers_model.paths import portable
 from flowers_serving import Classifier
 from flowers_serving.classifier import MAX_TOP_K
 
 __all__ = ["expected_calibration_error", "main", "metrics"]
 
 DEFAULT_MODEL_DIR = Path("model/artifacts")
+TRACKED_REPORTS = Path("model/reports")  # what the model card is generated from
+RUNS = Path("model/runs")  # git-ignored
 
 
 def expected_calibration_error(probs: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], bins: int = 15) -> float:
@@ -108,7 +116,7 @@ def run(
         {
             "model": classifier.info.name,
             "model_version": classifier.info.version,
-            "model_file": str(model_file or model_dir / "flowers.tflite"),
+            "model_file": portable(model_file or model_dir / "flowers.tflite"),
             "runtime": classifier.info.runtime,
             "threads": threads,
             "split": split,
@@ -121,7 +129,13 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="a folder laid out like ../shared/datasets/oxford102")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="a folder laid out like ../shared/datasets/oxford102 (default: $FLOWERS_DATA, that folder, "
+        "or model/data/oxford102)",
+    )
     parser.add_argument("--split", default="validation", choices=["train", "validation", "test"])
     parser.add_argument(
         "--model",
@@ -129,24 +143,44 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_MODEL_DIR,
         help="a model folder (flowers.tflite + labels.txt + metadata.json) or a .tflite file in one",
     )
-    parser.add_argument("--out", type=Path, default=Path("model/reports"), help="where the report goes")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, help="where the report goes (default: model/runs/evaluate-<UTC time>/)")
+    where.add_argument(
+        "--update-reports",
+        action="store_true",
+        help=f"rewrite the tracked reports in {TRACKED_REPORTS}/ (what the model card shows)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N images")
     parser.add_argument("--plots", action="store_true", help="also draw the confusion matrix and per-class plots")
     args = parser.parse_args(argv)
+    data_dir = data_dir_or_exit(args.data or default_data_dir())
     model_dir, model_file = (args.model.parent, args.model) if args.model.is_file() else (args.model, None)
     if model_file and not (model_dir / "metadata.json").exists():
         model_dir = DEFAULT_MODEL_DIR  # a bare .tflite (e.g. the float export beside a checkpoint): shipped labels
-    report, _, _ = run(model_dir, model_file, args.data, args.split, threads=args.threads, limit=args.limit)
-    args.out.mkdir(parents=True, exist_ok=True)
+    report, _, _ = run(model_dir, model_file, data_dir, args.split, threads=args.threads, limit=args.limit)
+    out = args.out or (TRACKED_REPORTS if args.update_reports else _run_dir())
+    out.mkdir(parents=True, exist_ok=True)
     stem = f"report-{args.split}" + (f"-{model_file.stem}" if model_file else "")
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    path = out / f"{stem}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
     if args.plots:
         from flowers_model.plots import draw_report
 
-        draw_report(report, load_class_names(args.data), args.out, args.data)
+        draw_report(report, load_class_names(data_dir), out, data_dir)
     summary_keys = ("model", "model_version", "split", "n", "top1", "top5", "ece", "nll", "infer_ms_p50", "runtime")
-    print(json.dumps({k: report[k] for k in summary_keys} | {"model_file": report["model_file"]}))
+    print(json.dumps({k: report[k] for k in summary_keys} | {"model_file": report["model_file"], "report": str(path)}))
+
+
+def _run_dir() -> Path:
+    """A new folder per run, so evaluating never rewrites what git tracks."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run = RUNS / f"evaluate-{stamp}"
+    suffix = 1
+    while run.exists():  # two runs in one second
+        suffix += 1
+        run = RUNS / f"evaluate-{stamp}-{suffix}"
+    return run
 
 
 if __name__ == "__main__":

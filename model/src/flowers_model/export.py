@@ -2,12 +2,14 @@
 
 ``python -m flowers_model.export --checkpoint model/runs/lite0/best.pt --out model/artifacts``
 
-Writes ``flowers.tflite`` (NHWC float32 pixels 0-255 in, 102 calibrated
-logits out; normalisation inside), ``labels.txt`` (output order) and
-``metadata.json`` (name, version, recipe). The float model is converted with
-``litert-torch``; ``--quantization`` then applies ``ai-edge-quantizer``:
-``static`` (int8 weights and activations, calibrated on training images: the
-smallest and fastest), ``dynamic`` (int8 weights only) or ``none``.
+Writes ``flowers.tflite`` (NHWC pixels 0-255 in; 102 calibrated logits and the
+pooled features out; normalisation inside), ``labels.txt`` (output order),
+``metadata.json`` (name, version, recipe) and ``flower_score.npz`` (the "not a
+flower" statistics of this model's features, see :mod:`flowers_model.not_a_flower`).
+The float model is converted with ``litert-torch``; ``--quantization`` then
+applies ``ai-edge-quantizer``: ``static`` (int8 weights and activations,
+calibrated on training images, but a float classifier layer so the logits never
+clip: the smallest and fastest), ``dynamic`` (int8 weights only) or ``none``.
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ import numpy as np
 import torch
 
 from flowers_model import __version__
-from flowers_model.data import load_split
+from flowers_model.data import data_dir_or_exit, default_data_dir, load_split
 from flowers_model.net import NHWCExport, build_model
-from flowers_serving.classifier import LABELS_FILE, METADATA_FILE, MODEL_FILE
+from flowers_model.not_a_flower import fit_scorer
+from flowers_model.paths import portable_paths
+from flowers_serving.classifier import LABELS_FILE, METADATA_FILE, MODEL_FILE, Classifier
+from flowers_serving.flower_score import SCORER_FILE
 from flowers_serving.imaging import load_image
 
 __all__ = ["describe_io", "export", "main"]
+
+#: The converted graph's name for its first output, the logits (the second is the pooled features).
+_LOGITS_OUTPUT = "serving_default_output_0"
 
 
 def convert_float(checkpoint: dict[str, Any], path: Path) -> None:
@@ -51,10 +59,25 @@ def convert_float(checkpoint: dict[str, Any], path: Path) -> None:
 
 
 def quantize(float_path: Path, out_path: Path, mode: str, calibration: list[np.ndarray]) -> None:
-    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer import qtyping, quantizer, recipe, recipe_manager
 
-    recipes = {"static": recipe.static_wi8_ai8, "dynamic": recipe.dynamic_wi8_afp32}
-    qt = quantizer.Quantizer(str(float_path), recipes[mode]())
+    if mode == "static":
+        # int8 everywhere except the last layer: an int8 logits tensor clipped at its calibrated range,
+        # so a third of confident photos shared one top score (v1, issue #16). The classifier layer keeps
+        # int8 weights but computes in float, and the graph's logits output is float32.
+        manager = recipe_manager.RecipeManager()
+        manager.add_static_config(
+            regex=f"^(?!{_LOGITS_OUTPUT}).*",
+            operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+            activation_num_bits=8,
+            weight_num_bits=8,
+        )
+        manager.add_weight_only_config(
+            regex=_LOGITS_OUTPUT, operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8
+        )
+        qt = quantizer.Quantizer(str(float_path), manager.get_quantization_recipe())
+    else:
+        qt = quantizer.Quantizer(str(float_path), recipe.dynamic_wi8_afp32())
     result = None
     if qt.need_calibration:
         # The converted model has one signature with one input.
@@ -74,7 +97,8 @@ def describe_io(model_path: Path) -> dict[str, Any]:
 
     interpreter = Interpreter(model_path=str(model_path))
     (inp,) = interpreter.get_input_details()
-    (out,) = interpreter.get_output_details()
+    outputs = sorted(interpreter.get_output_details(), key=lambda o: int(o["shape"][-1]))
+    logits, features = outputs[0], outputs[-1]
 
     def tensor(detail: dict[str, Any]) -> dict[str, Any]:
         scale, zero_point = detail["quantization"]
@@ -89,7 +113,8 @@ def describe_io(model_path: Path) -> dict[str, Any]:
             "layout": "NHWC",
             "meaning": "RGB pixels 0-255 (quantised with scale/zero_point when given); normalisation inside",
         },
-        "output": {**tensor(out), "meaning": "102 logits divided by the temperature; softmax gives probabilities"},
+        "output": {**tensor(logits), "meaning": "102 logits divided by the temperature; softmax gives probabilities"},
+        "features": {**tensor(features), "meaning": "pooled penultimate features, for the not-a-flower scorer"},
     }
 
 
@@ -109,6 +134,7 @@ def export(
     data_dir: Path,
     name: str,
     version: str,
+    flower_score: bool = True,
 ) -> dict[str, Any]:
     checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
     cfg = checkpoint["config"]
@@ -138,11 +164,20 @@ def export(
         "temperature": checkpoint.get("temperature", 1.0),
         "quantization": quantization,
         "best_epoch": checkpoint["epoch"] + 1,
-        "train_config": cfg,
+        "train_config": portable_paths(cfg, ("data_dir", "out_dir", "init_from")),  # no paths of this machine
         "training_history": _history(checkpoint_path.parent),
         "export_seconds": round(time.time() - started, 1),
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    if flower_score:
+        # The "not a flower" statistics belong to this model's features: refit them on every export.
+        (out_dir / SCORER_FILE).unlink(missing_ok=True)
+        validation = load_split(data_dir, "validation")
+        scorer, summary = fit_scorer(Classifier(out_dir), load_split(data_dir, "train"), validation)
+        scorer.save(out_dir / SCORER_FILE)
+        metadata["flower_score"] = summary
+        print(f"not-a-flower scorer -> {out_dir / SCORER_FILE}: {json.dumps(summary)}")
+        (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return metadata
 
 
@@ -150,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=Path("model/runs/lite0/best.pt"))
     parser.add_argument("--out", type=Path, default=Path("model/artifacts"))
-    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/oxford102"))
+    parser.add_argument("--data", type=Path, default=None, help="calibration images (default: as evaluate finds it)")
     parser.add_argument("--quantization", choices=["static", "dynamic", "none"], default="static")
     parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--name", default="flowers-efficientnet-lite0")
@@ -162,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out,
         quantization=args.quantization,
         calibration_images=args.calibration_images,
-        data_dir=args.data,
+        data_dir=data_dir_or_exit(args.data or default_data_dir()),
         name=args.name,
         version=args.version,
     )

@@ -50,20 +50,32 @@ class FlowerNet(nn.Module):
             module.eval()  # frozen BatchNorm keeps its ImageNet statistics
         return self
 
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        """NCHW float pixels 0-255 -> the pooled penultimate features (1280 for every Lite)."""
+        b = self.backbone
+        return torch.flatten(b._avg_pooling(b.extract_features((pixels - self.mean) / self.std)), 1)
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """NCHW float pixels 0-255 -> calibrated logits."""
-        return self.backbone((pixels - self.mean) / self.std) * self.inv_temperature
+        """NCHW float pixels 0-255 -> calibrated logits (the backbone's own forward, split at the features)."""
+        b = self.backbone
+        return b._fc(b._dropout(self.embed(pixels))) * self.inv_temperature
 
 
 class NHWCExport(nn.Module):
-    """The exported signature: NHWC float32 pixels 0-255 -> 102 calibrated logits."""
+    """The exported signature: NHWC float32 pixels 0-255 -> (102 calibrated logits, pooled features).
+
+    The features feed the "not a flower" scorer in serving (flowers_serving.flower_score);
+    computing both in one graph costs nothing extra: the logits are a linear layer on them.
+    """
 
     def __init__(self, net: FlowerNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.net(pixels.permute(0, 3, 1, 2))
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.net.backbone
+        features = self.net.embed(pixels.permute(0, 3, 1, 2))
+        return b._fc(features) * self.net.inv_temperature, features
 
 
 def build_model(

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from flowers_model.config import TrainConfig, apply_overrides
-from flowers_model.data import load_class_names, load_split
-from flowers_model.dataset import ImageDataset
+from flowers_model.data import data_dir_or_exit, load_class_names, load_split
+from flowers_model.dataset import Corruptions, ImageDataset
 from flowers_model.net import FlowerNet, build_model
 
 __all__ = ["calibrate_temperature", "main", "predict_logits", "train"]
@@ -88,6 +89,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         crop_scale_min=cfg.crop_scale_min,
         hflip=cfg.hflip,
         color_jitter=cfg.color_jitter,
+        corruptions=Corruptions(
+            greyscale=cfg.greyscale_p, rot90=cfg.rot90_p, blur=cfg.blur_p, lowres=cfg.lowres_p, jpeg=cfg.jpeg_p
+        ),
         seed=cfg.seed,
     )
     val_examples = load_split(data_dir, "validation")
@@ -120,6 +124,12 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         ],
         weight_decay=cfg.weight_decay,
     )
+    # The EMA copy averages BatchNorm statistics too (use_buffers), so it can be evaluated and exported as is.
+    ema = (
+        AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        if cfg.ema_decay
+        else None
+    )
     steps_per_epoch = len(train_loader) if not cfg.max_steps else min(len(train_loader), cfg.max_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
 
@@ -130,6 +140,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         if state["config"] != dataclasses.asdict(cfg):
             raise SystemExit(f"{out}/last.pt was trained with another config; use a new out_dir")
         net.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
@@ -151,11 +163,14 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(net)
             seen += len(y)
             loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        logits, labels = predict_logits(net, val_loader)
+        evaluated: FlowerNet = ema.module if ema is not None else net  # type: ignore[assignment]
+        logits, labels = predict_logits(evaluated, val_loader)
         val_top1 = float((logits.argmax(1) == labels).float().mean())
         val_loss = float(F.cross_entropy(logits, labels))
         row = {
@@ -172,7 +187,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             best_top1 = val_top1
             torch.save(
                 {
-                    "model": net.state_dict(),
+                    "model": evaluated.state_dict(),
                     "config": dataclasses.asdict(cfg),
                     "epoch": epoch,
                     "val_top1": val_top1,
@@ -183,6 +198,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         torch.save(
             {
                 "model": net.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "generator": generator.get_state(),
@@ -223,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=3")
     args = parser.parse_args(argv)
     cfg = apply_overrides(TrainConfig(), args.overrides, args.config)
+    data_dir_or_exit(Path(cfg.data_dir))
     print(json.dumps(dataclasses.asdict(cfg)))
     train(cfg, resume=args.resume)
 

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from flowers_model.data import load_split
+from flowers_model.data import data_dir_or_exit, default_data_dir, load_split
 from flowers_model.dataset import ImageDataset
 from flowers_model.net import build_model
 
@@ -147,15 +147,16 @@ def sweep(data_dir: Path, out: Path, *, views: int, epochs: int, seed: int) -> l
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="the data set (default: as evaluate and train find it)")
     parser.add_argument("--out", type=Path, default=Path("model/reports/tune"))
     parser.add_argument("--views", type=int, default=2, help="1 centre crop + N-1 augmented views per train image")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    data_dir = data_dir_or_exit(args.data or default_data_dir())
     torch.set_num_threads(args.threads)
-    rows = sweep(args.data, args.out, views=args.views, epochs=args.epochs, seed=args.seed)
+    rows = sweep(data_dir, args.out, views=args.views, epochs=args.epochs, seed=args.seed)
     print(json.dumps(rows[0]))
 
 

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import io
+import struct
+import sys
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from conftest import FIXTURES
 from PIL import Image
@@ -86,3 +89,124 @@ def test_load_image_reports_timings() -> None:
     load_image(SUNFLOWER.read_bytes(), 224, timings=timings)
     assert set(timings) == {"decode_ms", "preprocess_ms"}
     assert all(v >= 0 for v in timings.values())
+
+
+# --- Every mode to 8-bit RGB, without full-size float temporaries -----------------------------------
+def _tiff_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+def _gradient(dtype: str, low: float, high: float) -> npt.NDArray[np.generic]:
+    return np.linspace(low, high, 300 * 200, dtype=np.float64).reshape(200, 300).astype(dtype)
+
+
+@pytest.mark.parametrize(
+    ("array", "mode"),
+    [
+        (_gradient("float32", 0.0, 1.0), "F"),  # floats in 0-1
+        (_gradient("float32", 0.0, 255.0), "F"),  # floats in 0-255
+        (_gradient("float32", -5000.0, 5000.0), "F"),  # stretched from min to max
+        (_gradient("int32", -(2**31), 2**31 - 1), "I"),
+        (_gradient("int32", 0, 65535), "I"),
+        (_gradient("uint16", 0, 65535), "I;16"),
+    ],
+    ids=["f-unit", "f-byte", "f-signed", "i32-full", "i32-16bit", "i16"],
+)
+def test_high_bit_depths_span_0_to_255(array: npt.NDArray[np.generic], mode: str) -> None:
+    img = decode_image(_tiff_bytes(Image.fromarray(array)))
+    grey = np.asarray(img)[..., 0]
+    assert img.mode == "RGB"
+    assert grey.min() <= 1
+    assert grey.max() >= 254
+    assert np.all(np.diff(grey[0].astype(int)) >= 0)  # still a gradient
+
+
+def test_nan_and_inf_pixels_are_clipped_without_warnings(recwarn: pytest.WarningsRecorder) -> None:
+    array = _gradient("float32", 0.0, 1.0)
+    array[0, :10], array[1, :10], array[2, :10] = np.nan, np.inf, -np.inf
+    grey = np.asarray(decode_image(_tiff_bytes(Image.fromarray(array))))[..., 0]
+    assert grey[0, 0] == 0
+    assert grey[1, 0] == 255
+    assert grey[2, 0] == 0
+    assert len(recwarn) == 0
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I;16B", "RGBX"])
+def test_every_mode_becomes_rgb(mode: str) -> None:
+    img = Image.new(mode, (500, 300))
+    data = _tiff_bytes(img) if mode not in ("PA", "YCbCr", "HSV", "I;16B", "RGBX") else None
+    if data is None:
+        buf = io.BytesIO()
+        img.convert("RGBA" if mode == "PA" else "RGB").save(buf, format="PNG")
+        data = buf.getvalue()
+    pixels = load_image(data, 224)
+    assert pixels.shape == (224, 224, 3)
+    assert pixels.dtype == np.uint8
+
+
+def test_palette_transparency_is_white() -> None:
+    img = Image.new("P", (300, 300), 0)
+    img.putpalette([255, 0, 0] * 256)
+    img.info["transparency"] = 0
+    buf = io.BytesIO()
+    img.save(buf, format="GIF", transparency=0)
+    assert decode_image(buf.getvalue()).getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_only_the_first_frame_is_decoded() -> None:
+    frames = [Image.new("RGB", (300, 300), colour) for colour in ((255, 255, 255), (0, 0, 0), (0, 0, 0))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    assert decode_image(buf.getvalue()).getpixel((10, 10)) == (255, 255, 255)
+
+
+def test_large_images_are_shrunk_while_converting() -> None:
+    buf = io.BytesIO()
+    Image.new("LA", (3000, 2000), (128, 255)).save(buf, format="PNG")
+    img = decode_image(buf.getvalue(), draft_size=224)
+    assert min(img.size) >= 224
+    assert max(img.size) < 1500
+
+
+# --- The memory budget, decided from the header ------------------------------------------------------
+def test_decode_budget_is_checked_before_decoding() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (3000, 2000)).save(buf, format="PNG")
+    with pytest.raises(ImageTooLarge, match="MiB"):
+        decode_image(buf.getvalue(), max_decode_bytes=16 * 1024 * 1024)
+    assert decode_image(buf.getvalue(), max_decode_bytes=128 * 1024 * 1024).size == (3000, 2000)
+
+
+def test_one_strip_tiffs_cost_twice_their_pixels() -> None:
+    sys.path.insert(0, str(FIXTURES.parent))
+    from hostile import tiff
+
+    one_strip = tiff(6324, 6324, bits=32, sample_format=3, rows_per_strip=None)
+    with pytest.raises(ImageTooLarge, match="TIFF"):
+        load_image(one_strip, 224)
+
+
+def test_jpeg_scan_count_is_limited(flower_bytes: bytes) -> None:
+    with pytest.raises(UndecodableImage, match="scans"):
+        load_image(flower_bytes + b"\xff\xda" * 200, 224)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"), [("ICO", "ICO"), ("JPEG2000", "JPEG2000"), ("PSD", "PSD"), ("SVG", "SVG"), ("AVIF", "AVIF")]
+)
+def test_refused_formats_are_named_and_never_parsed(fmt: str, name: str) -> None:
+    if fmt == "PSD":
+        data = b"8BPS\x00\x01" + b"\x00" * 6 + struct.pack(">HIIHH", 3, 64, 64, 8, 3)
+    elif fmt == "SVG":
+        data = b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"/>'
+    else:
+        buf = io.BytesIO()
+        try:
+            Image.new("RGB", (64, 64)).save(buf, format=fmt)
+        except (KeyError, OSError):
+            pytest.skip(f"this Pillow cannot write {fmt}")
+        data = buf.getvalue()
+    with pytest.raises(UnsupportedMediaType, match=name):
+        load_image(data, 224)

@@ -1,80 +1,44 @@
-"""The client: owns the endpoint, the session, timeouts and the retry policy."""
+"""The synchronous client: sends with ``httpx.Client``, batches on daemon threads."""
 
 from __future__ import annotations
 
-import logging
-import os
-import random
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
-from typing import Any
 
-import requests
-from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+import httpx
+from tenacity import Retrying
 
+from flowers_client._base_client import NOT_GIVEN, BaseClient, Call, Outgoing, Timeout, _NotGiven
 from flowers_client._config import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_ENDPOINT,
+    DEFAULT_DEADLINE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     DEFAULT_TOP_K,
-    INITIAL_RETRY_DELAY,
-    MAX_RETRY_AFTER,
-    MAX_RETRY_DELAY,
 )
-from flowers_client._exceptions import (
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    FlowersError,
-    FunctionError,
-    ResponseValidationError,
-)
-from flowers_client._inputs import ImageInput, build_payload, describe
+from flowers_client._exceptions import APITimeoutError, FlowersError
+from flowers_client._inputs import ImageInput
 from flowers_client._models import BatchItem, ClassifyResult
-from flowers_client._transport import Transport, encode_payload, select_transport
+from flowers_client._response import RawResponse
 
 __all__ = ["FlowersClient"]
 
-logger = logging.getLogger("flowers_client")
 
-_RETRY_STATUSES = frozenset({408, 409, 429})
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """The big SDKs' policy: connection errors, timeouts, 408, 409, 429 and 5xx.
-
-    Retrying after the request may have reached the server (a read timeout, a
-    5xx) is safe here because classifying has no side effects: a repeated
-    POST /predict only costs another inference.
-    """
-    if isinstance(exc, APIConnectionError):
-        return True
-    if isinstance(exc, APIStatusError) and exc.status_code is not None:
-        return exc.status_code in _RETRY_STATUSES or exc.status_code >= 500
-    # A runtime-level failure (crash, timeout) of the function is a server error too.
-    return isinstance(exc, FunctionError)
-
-
-def retry_delay(attempt: int, retry_after: float | None) -> float:
-    """Seconds before retry number ``attempt`` (1-based)."""
-    if retry_after is not None and retry_after <= MAX_RETRY_AFTER:
-        return retry_after
-    backoff: float = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2.0 ** (attempt - 1))
-    jitter: float = 1.0 - 0.25 * random.random()  # noqa: S311 - jitter, not crypto
-    return backoff * jitter
-
-
-class FlowersClient:
+class FlowersClient(BaseClient):
     """A client for one flowers endpoint; reuse it (and its connection pool) across calls.
 
     ``endpoint`` is an API Gateway ``.../predict`` URL or the RIE's
-    ``.../2015-03-31/functions/function/invocations`` URL; the transport is
-    chosen from it unless ``transport`` ('api-gateway' / 'rie') says otherwise.
+    ``.../2015-03-31/functions/function/invocations`` URL (default:
+    ``$FLOWERS_ENDPOINT``, else the local stack); the transport is chosen from
+    it unless ``transport`` ('api-gateway' / 'rie') says otherwise.
+
+    ``timeout``: seconds, or (connect, read); one attempt takes at most
+    connect + read seconds, its whole reply included. ``deadline``: seconds for
+    a whole call, every retry and wait included (``None``: no deadline).
+    ``http_client``: an ``httpx.Client`` of yours to send with (not closed here).
     """
 
     def __init__(
@@ -82,38 +46,36 @@ class FlowersClient:
         endpoint: str | None = None,
         *,
         api_key: str | None = None,
-        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        session: requests.Session | None = None,
+        deadline: float | None = DEFAULT_DEADLINE,
         transport: str | None = None,
+        http_client: httpx.Client | None = None,
     ) -> None:
-        endpoint = endpoint or os.environ.get("FLOWERS_ENDPOINT") or DEFAULT_ENDPOINT
-        if not endpoint.lower().startswith(("http://", "https://")):
-            raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        self.endpoint = endpoint
-        self.timeout: tuple[float, float] = (timeout, timeout) if isinstance(timeout, (int, float)) else timeout
-        self.max_retries = max_retries
-        self._owns_session = session is None
-        self._session = session or requests.Session()
-        if self._owns_session:
-            # Room for classify_many's threads to each keep a connection.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
-            self._session.mount("http://", adapter)
-            self._session.mount("https://", adapter)
-        api_key = api_key if api_key is not None else os.environ.get("FLOWERS_API_KEY")
-        self._transport: Transport = select_transport(endpoint, transport)(endpoint, self._session, api_key=api_key)
-        _configure_debug_logging()
+        super().__init__(
+            endpoint, api_key=api_key, timeout=timeout, max_retries=max_retries, deadline=deadline, transport=transport
+        )
+        self._owns_http = http_client is None
+        # Room for a batch's threads to each keep a connection.
+        self._http = http_client or httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
 
-    @property
-    def transport(self) -> str:
-        return self._transport.name
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | _NotGiven = NOT_GIVEN,
+        max_retries: int | _NotGiven = NOT_GIVEN,
+        deadline: float | _NotGiven | None = NOT_GIVEN,
+    ) -> FlowersClient:
+        """A client with some settings changed that shares this one's connections.
+
+        ``client.with_options(timeout=2, max_retries=0).classify(url)``
+        """
+        return FlowersClient(**self._options(timeout, max_retries, deadline), http_client=self._http)
 
     def close(self) -> None:
-        """Close the session, unless it was the caller's."""
-        if self._owns_session:
-            self._session.close()
+        """Close the connection pool, unless it was the caller's."""
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> FlowersClient:
         return self
@@ -123,18 +85,124 @@ class FlowersClient:
     ) -> None:
         self.close()
 
-    def classify(self, image: ImageInput, *, top_k: int = DEFAULT_TOP_K) -> ClassifyResult:
-        """Classify one image: an http(s) URL, a path, bytes or a binary file object."""
-        payload = encode_payload(build_payload(image, top_k=top_k, max_payload=self._transport.max_payload))
-        body = self._send_with_retries(payload, describe(image))
+    # --- one image --------------------------------------------------------------------
+
+    def classify(self, image: ImageInput, *, top_k: int = DEFAULT_TOP_K, reject: bool = False) -> ClassifyResult:
+        """Classify one image: an http(s) URL, a path, bytes or a binary file object.
+
+        ``reject=True`` asks the service to answer a photo that shows none of
+        the 102 species with :class:`~flowers_client.NotAFlowerError`.
+        """
+        out = self._build_request(image, top_k=top_k, reject=reject)
+        call = self._new_call(out.what)
+        result: ClassifyResult | None = None
+        for attempt in Retrying(sleep=_sleep, **self._retry_policy(call)):
+            with attempt:
+                result = self._parse(self._send(out, call))
+        assert result is not None  # tenacity re-raises the last error otherwise
+        return result
+
+    def _send(self, out: Outgoing, call: Call) -> RawResponse:
+        """One HTTP exchange, holding the endpoint's lock (RIE) for exactly its length."""
+        if self._lock is not None and not self._lock.acquire(call.remaining()):
+            raise APITimeoutError(
+                f"{out.what}: waited past the deadline for {self.endpoint} (an RIE serves one invoke at a time)"
+            )
         try:
-            return ClassifyResult.model_validate(body)
-        except ValidationError as exc:
-            raise ResponseValidationError(
-                f"the service's reply does not match the result schema: {exc.error_count()} error(s)",
-                request_id=str(body.get("request_id")) if body.get("request_id") else None,
-                body=body,
-            ) from exc
+            timeout, budget = self._attempt_timeout(call)
+            self._log_request(out)
+            started = time.monotonic()
+            request = self._http.build_request(
+                "POST", self.endpoint, content=out.content, headers=out.headers, timeout=timeout
+            )
+            reader = self._reader(budget)
+            try:
+                response = self._http.send(request, stream=True)
+                try:
+                    reader.check_time()
+                    for chunk in response.iter_bytes():
+                        reader.add(chunk)
+                finally:
+                    response.close()
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, budget) from exc
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        return self._raw(response, reader.content, started)
+
+    # --- many images ------------------------------------------------------------------
+
+    def iter_classify(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        reject: bool = False,
+    ) -> Generator[BatchItem, None, None]:
+        """Classify many images, yielding each :data:`BatchItem` as soon as it is done.
+
+        Items come in the order they finish; ``item.index`` is the input's
+        position. At most ``concurrency`` requests are in flight, and
+        ``images`` is read lazily, one input per free slot. Stopping early
+        (``close()``, or ``break`` then dropping the generator, an exception,
+        Ctrl-C) stops scheduling at once; requests already in flight finish on
+        daemon threads and are dropped.
+        """
+        self._check_concurrency(concurrency)
+        return self._iter_classify(iter(images), top_k, concurrency, reject)
+
+    def _iter_classify(
+        self, images: Iterator[ImageInput], top_k: int, concurrency: int, reject: bool
+    ) -> Generator[BatchItem, None, None]:
+        jobs: queue.Queue[tuple[int, ImageInput] | None] = queue.Queue()  # None: stop
+        done: queue.Queue[BatchItem | BaseException] = queue.Queue()
+        stopped = threading.Event()
+        workers: list[threading.Thread] = []
+
+        def work() -> None:
+            while (job := jobs.get()) is not None and not stopped.is_set():
+                index, image = job
+                try:
+                    outcome: ClassifyResult | FlowersError = self.classify(image, top_k=top_k, reject=reject)
+                except FlowersError as exc:
+                    outcome = exc
+                except BaseException as exc:  # a bug: hand it to the caller rather than hang
+                    done.put(exc)
+                    continue
+                done.put(self._item(index, image, outcome))
+
+        in_flight = 0
+        position = 0
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and in_flight < concurrency:
+                    try:
+                        image = next(images)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    if len(workers) <= in_flight:
+                        # Daemon threads: an interrupted batch never holds up the interpreter's exit.
+                        worker = threading.Thread(target=work, name=f"flowers-{len(workers)}", daemon=True)
+                        worker.start()
+                        workers.append(worker)
+                    jobs.put((position, image))
+                    position += 1
+                    in_flight += 1
+                if in_flight == 0:
+                    return
+                item = done.get()
+                in_flight -= 1
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stopped.set()
+            for _ in workers:
+                jobs.put(None)
 
     def classify_many(
         self,
@@ -142,82 +210,17 @@ class FlowersClient:
         *,
         top_k: int = DEFAULT_TOP_K,
         concurrency: int = DEFAULT_CONCURRENCY,
+        reject: bool = False,
         on_progress: Callable[[BatchItem], None] | None = None,
     ) -> list[BatchItem]:
-        """Classify many images concurrently; results in input order, errors per item."""
-        if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
-        inputs: Sequence[ImageInput] = list(images)
-
-        def one(index: int) -> BatchItem:
-            image = inputs[index]
-            try:
-                item = BatchItem(index=index, input=describe(image), result=self.classify(image, top_k=top_k))
-            except FlowersError as exc:
-                item = BatchItem(index=index, input=describe(image), error=exc)
+        """Classify many images concurrently; the items in input order, one error per failed item."""
+        items: list[BatchItem] = []
+        for item in self.iter_classify(images, top_k=top_k, concurrency=concurrency, reject=reject):
+            items.append(item)
             if on_progress is not None:
                 on_progress(item)
-            return item
-
-        if concurrency == 1 or len(inputs) <= 1:
-            return [one(i) for i in range(len(inputs))]
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(inputs)), thread_name_prefix="flowers") as pool:
-            return list(pool.map(one, range(len(inputs))))
-
-    def _send_with_retries(self, payload: bytes, what: str) -> dict[str, Any]:
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            retry_after = exc.retry_after if isinstance(exc, APIError) else None
-            return retry_delay(state.attempt_number, retry_after)
-
-        def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            sleep = state.next_action.sleep if state.next_action else 0.0
-            logger.info(
-                "retrying %s after %s (attempt %d of %d, waiting %.2f s)",
-                what,
-                exc,
-                state.attempt_number + 1,
-                self.max_retries + 1,
-                sleep,
-            )
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait,
-            retry=retry_if_exception(is_retryable),
-            before_sleep=log_retry,
-            sleep=_sleep,
-            reraise=True,  # callers catch our errors, never tenacity's RetryError
-        )
-        result: dict[str, Any] = retrying(self._transport.send, payload, self.timeout)
-        return result
+        return sorted(items, key=lambda item: item.index)
 
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)  # looked up at call time, so tests can record waits instead of sleeping
-
-
-_debug_configured = False
-
-
-def _configure_debug_logging() -> None:
-    """``FLOWERS_LOG=debug`` logs every request on the ``flowers_client`` logger (API keys redacted)."""
-    global _debug_configured
-    if _debug_configured or os.environ.get("FLOWERS_LOG", "").lower() != "debug":
-        return
-    _debug_configured = True
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    handler.addFilter(_RedactFilter())
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-
-
-class _RedactFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = os.environ.get("FLOWERS_API_KEY")
-        if key:
-            record.msg = str(record.getMessage()).replace(key, "***")
-            record.args = ()
-        return True

@@ -3,7 +3,7 @@
 An http(s) URL is sent for the service to fetch (``{"url": ...}``); a path,
 ``pathlib.Path``, bytes or a binary file object is sent as the image itself
 (``{"image": "<base64>"}``), checked against the transport's payload limit
-before anything goes on the wire.
+before anything goes on the wire. :func:`find_images` expands a directory.
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ import os
 from pathlib import Path
 from typing import IO, Any, Union
 
+from flowers_client._config import IMAGE_SUFFIXES
 from flowers_client._exceptions import InvalidInputError
 
-__all__ = ["ImageInput", "build_payload", "describe"]
+__all__ = ["ImageInput", "build_payload", "describe", "find_images", "is_url"]
 
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 
-_JSON_OVERHEAD = 64  # {"image":"...","top_k":10}
+_JSON_OVERHEAD = 64  # {"image":"...","top_k":10,"reject":true}
 
 
-def _is_url(value: str) -> bool:
-    return value.lower().startswith(("http://", "https://"))
+def is_url(value: object) -> bool:
+    return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
 
 
 def describe(image: ImageInput) -> str:
@@ -36,6 +37,27 @@ def describe(image: ImageInput) -> str:
         return f"<{len(image)} bytes>"
     name = getattr(image, "name", None)
     return str(name) if isinstance(name, str) else "<file object>"
+
+
+def find_images(directory: str | os.PathLike[str]) -> list[Path]:
+    """Image files under ``directory``, recursively, in sorted order.
+
+    Files are picked by suffix (``.jpg``, ``.png``, ``.webp``...; any case);
+    hidden files and directories are skipped and symlinked directories are not
+    followed (no loops).
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise InvalidInputError(f"{root}: not a directory")
+    found: list[Path] = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        found.extend(
+            Path(folder, name)
+            for name in files
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        )
+    return sorted(found, key=lambda p: p.parts)
 
 
 def _read(image: ImageInput) -> bytes:
@@ -60,11 +82,13 @@ def _read(image: ImageInput) -> bytes:
     raise InvalidInputError(f"cannot classify a {type(image).__name__}: pass a URL, a path, bytes or a binary file")
 
 
-def build_payload(image: ImageInput, *, top_k: int, max_payload: int) -> dict[str, Any]:
+def build_payload(image: ImageInput, *, top_k: int, max_payload: int, reject: bool = False) -> dict[str, Any]:
+    """The request body for one image. ``reject`` is sent only when true (older services don't know it)."""
     if not 1 <= top_k <= 102:
         raise InvalidInputError("top_k must be between 1 and 102")
-    if isinstance(image, str) and _is_url(image):
-        return {"url": image, "top_k": top_k}
+    options: dict[str, Any] = {"top_k": top_k, **({"reject": True} if reject else {})}
+    if isinstance(image, str) and is_url(image):
+        return {"url": image, **options}
     data = _read(image)
     if not data:
         raise InvalidInputError(f"{describe(image)}: the image is empty")
@@ -76,4 +100,4 @@ def build_payload(image: ImageInput, *, top_k: int, max_payload: int) -> dict[st
             f"{describe(image)}: {len(data):,} bytes is too large to send; the limit through this endpoint "
             f"is about {limit:,} bytes (send a URL instead, or resize the image)"
         )
-    return {"image": base64.b64encode(data).decode("ascii"), "top_k": top_k}
+    return {"image": base64.b64encode(data).decode("ascii"), **options}

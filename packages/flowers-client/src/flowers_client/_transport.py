@@ -1,34 +1,33 @@
-"""The wire format of each way to reach the function, and the HTTP session.
+"""The wire format of each way to reach the function (no I/O here).
 
-* :class:`ApiGatewayTransport`: ``POST .../predict`` on a REST API (deployed, or
+* :class:`ApiGatewayWire`: ``POST .../predict`` on a REST API (deployed, or
   the local front). HTTP status codes mean what they say.
-* :class:`RieTransport`: ``POST .../2015-03-31/functions/function/invocations``
+* :class:`RieWire`: ``POST .../2015-03-31/functions/function/invocations``
   on the Lambda Runtime Interface Emulator (or the Lambda Invoke API shape).
-  Every reply is HTTP 200; errors are in the body.
+  Every reply is HTTP 200; errors are in the body. The RIE serves one invoke
+  at a time, so this wire is ``serialised`` (see ``_endpoint_lock``).
 
-Both turn a reply into a result dict or one of our exceptions; nothing from
-``requests`` escapes this module.
+Both turn a :class:`RawResponse` into a result dict or one of our exceptions.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import logging
+import re
 import time
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
-import requests
+from pydantic import ValidationError
 
 from flowers_client._config import API_GATEWAY_MAX_PAYLOAD, LAMBDA_MAX_PAYLOAD
 from flowers_client._exceptions import (
-    APIConnectionError,
     APIStatusError,
-    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     FunctionError,
     InternalServerError,
+    NotAFlowerError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitError,
@@ -38,18 +37,19 @@ from flowers_client._exceptions import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from flowers_client._models import Prediction
+from flowers_client._response import RawResponse
 
 __all__ = [
-    "ApiGatewayTransport",
-    "RieTransport",
-    "Transport",
+    "RIE_PATH",
+    "ApiGatewayWire",
+    "RieWire",
+    "Wire",
     "encode_payload",
     "parse_retry_after",
-    "select_transport",
+    "select_wire",
     "status_error",
 ]
-
-logger = logging.getLogger("flowers_client")
 
 RIE_PATH: Final = "/2015-03-31/functions/function/invocations"
 
@@ -63,8 +63,14 @@ _STATUS_CLASSES: Final[dict[int, type[APIStatusError]]] = {
     415: UnsupportedMediaTypeError,
     422: UnprocessableImageError,
     429: RateLimitError,
-    502: UpstreamError,
-    504: UpstreamTimeoutError,
+}
+#: Errors that name the image URL's server rather than ours: only the
+#: service's own codes say so. A bare 502/504 (API Gateway's own
+#: {"message": "Internal server error"}) is our side failing.
+_CODE_CLASSES: Final[dict[str, type[APIStatusError]]] = {
+    "upstream_error": UpstreamError,
+    "upstream_timeout": UpstreamTimeoutError,
+    "not_a_flower": NotAFlowerError,
 }
 #: Direct invokes carry no HTTP status: the service's stable codes say it.
 _CODE_STATUS: Final = {
@@ -74,23 +80,74 @@ _CODE_STATUS: Final = {
     "unsupported_media_type": 415,
     "undecodable_image": 422,
     "image_too_large": 422,
+    "not_a_flower": 422,
     "upstream_error": 502,
     "upstream_timeout": 504,
     "rate_limited": 429,
     "integration_timeout": 504,
     "internal_error": 500,
 }
+#: Services that predate the ``upstream_status`` field say it only in the
+#: message ("the image URL answered HTTP 404"); read it from there until then.
+_UPSTREAM_STATUS_IN_MESSAGE: Final = re.compile(r"\bHTTP (\d{3})\b")
 
 
 def status_error(
-    status: int, message: str, *, code: str | None, request_id: str | None, body: object
+    status: int,
+    message: str,
+    *,
+    code: str | None,
+    request_id: str | None,
+    body: object,
+    response: RawResponse | None = None,
 ) -> APIStatusError:
-    cls = _STATUS_CLASSES.get(status)
+    """The exception for an error reply: by the service's code where it names one, else by status."""
+    fields: dict[str, Any] = {
+        "status_code": status,
+        "code": code,
+        "request_id": request_id,
+        "body": body,
+        "response": response,
+    }
+    cls = _CODE_CLASSES.get(code or "")
+    details = _error_object(body)
+    if cls is UpstreamError:
+        return UpstreamError(message, upstream_status=_upstream_status(details, message), **fields)
+    if cls is NotAFlowerError:
+        score, predictions = _rejection(body, details)
+        return NotAFlowerError(message, flower_score=score, predictions=predictions, **fields)
     if cls is None:
-        cls = InternalServerError if status >= 500 else APIStatusError
-    if status == 502 and code not in (None, "upstream_error"):
-        cls = InternalServerError  # a gateway-level 502 (crashed function), not the image URL
-    return cls(message, status_code=status, code=code, request_id=request_id, body=body)
+        cls = _STATUS_CLASSES.get(status) or (InternalServerError if status >= 500 else APIStatusError)
+    return cls(message, **fields)
+
+
+def _error_object(body: object) -> dict[str, Any]:
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _upstream_status(details: dict[str, Any], message: str) -> int | None:
+    value = details.get("upstream_status")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _UPSTREAM_STATUS_IN_MESSAGE.search(message)
+    return int(match.group(1)) if match else None
+
+
+def _rejection(body: object, details: dict[str, Any]) -> tuple[float | None, list[Prediction]]:
+    """The score and closest guesses of a not_a_flower error, in the error object or beside it."""
+    top = body if isinstance(body, dict) else {}
+    score = details.get("flower_score", top.get("flower_score"))
+    raw_predictions = details.get("predictions", top.get("predictions"))
+    predictions: list[Prediction] = []
+    if isinstance(raw_predictions, list):
+        for item in raw_predictions:
+            try:
+                predictions.append(Prediction.model_validate(item))
+            except ValidationError:
+                continue
+    valid_score = float(score) if isinstance(score, (int, float)) and 0.0 <= score <= 1.0 else None
+    return valid_score, predictions
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -109,59 +166,11 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class Transport:
-    """Sends one JSON payload and returns the result dict or raises our errors."""
-
-    name = "base"
-    max_payload = API_GATEWAY_MAX_PAYLOAD
-
-    def __init__(self, endpoint: str, session: requests.Session, *, api_key: str | None = None) -> None:
-        self.endpoint = endpoint
-        self.session = session
-        self.api_key = api_key
-
-    def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["x-api-key"] = self.api_key
-        return headers
-
-    def send(self, payload: bytes, timeout: tuple[float, float]) -> dict[str, Any]:
-        headers = self.headers()
-        if logger.isEnabledFor(logging.DEBUG):
-            shown = {k: ("***" if k.lower() == "x-api-key" else v) for k, v in headers.items()}
-            logger.debug("POST %s via %s (%d bytes, headers %s)", self.endpoint, self.name, len(payload), shown)
-        started = time.perf_counter()
-        try:
-            response = self.session.post(self.endpoint, data=payload, headers=headers, timeout=timeout)
-        except requests.Timeout as exc:
-            raise APITimeoutError(f"no answer from {self.endpoint} in time ({type(exc).__name__})") from exc
-        except requests.RequestException as exc:
-            raise APIConnectionError(f"could not reach {self.endpoint}: {type(exc).__name__}: {exc}") from exc
-        logger.debug(
-            "HTTP %d from %s in %.0f ms", response.status_code, self.endpoint, (time.perf_counter() - started) * 1000
-        )
-        return self.parse(response)
-
-    def parse(self, response: requests.Response) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @staticmethod
-    def _json(response: requests.Response) -> object:
-        try:
-            return response.json()
-        except ValueError:
-            return None
-
-    @staticmethod
-    def _result(body: object, request_id: str | None) -> dict[str, Any]:
-        if not isinstance(body, dict) or "predictions" not in body:
-            raise ResponseValidationError(
-                "the service's reply is not a classification result", request_id=request_id, body=body
-            )
-        if request_id and not body.get("request_id"):
-            body["request_id"] = request_id
-        return body
+def _json(raw: RawResponse) -> object:
+    try:
+        return raw.json()
+    except ValueError:
+        return None
 
 
 def _error_fields(body: object) -> tuple[str | None, str]:
@@ -174,75 +183,99 @@ def _error_fields(body: object) -> tuple[str | None, str]:
     return None, ""
 
 
-class ApiGatewayTransport(Transport):
+def _result(body: object, request_id: str | None, raw: RawResponse) -> dict[str, Any]:
+    if not isinstance(body, dict) or "predictions" not in body:
+        raise ResponseValidationError(
+            "the service's reply is not a classification result", request_id=request_id, body=body, response=raw
+        )
+    if request_id and not body.get("request_id"):
+        body["request_id"] = request_id
+    return body
+
+
+class Wire:
+    """How one kind of endpoint is spoken to: limits, headers, and reading its replies."""
+
+    name: ClassVar[str] = "base"
+    max_payload: ClassVar[int] = API_GATEWAY_MAX_PAYLOAD
+    #: One request at a time per endpoint (the RIE).
+    serialised: ClassVar[bool] = False
+
+    def parse(self, raw: RawResponse) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ApiGatewayWire(Wire):
     name = "api-gateway"
     max_payload = API_GATEWAY_MAX_PAYLOAD
 
-    def parse(self, response: requests.Response) -> dict[str, Any]:
-        request_id = response.headers.get("x-amzn-RequestId") or response.headers.get("x-amz-apigw-id")
-        body = self._json(response)
+    def parse(self, raw: RawResponse) -> dict[str, Any]:
+        request_id = raw.headers.get("x-amzn-RequestId") or raw.headers.get("x-amz-apigw-id")
+        body = _json(raw)
         if isinstance(body, dict) and body.get("request_id"):
             request_id = str(body["request_id"])
-        if response.status_code >= 400:
+        if not 200 <= raw.status_code < 300:
             code, message = _error_fields(body)
-            if not message:
-                message = response.text[:200] or response.reason or "error"
-            error = status_error(response.status_code, message, code=code, request_id=request_id, body=body)
-            error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            message = message or raw.text[:200].strip() or f"HTTP {raw.status_code}"
+            error = status_error(raw.status_code, message, code=code, request_id=request_id, body=body, response=raw)
+            error.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             raise error
-        return self._result(body, request_id)
+        return _result(body, request_id, raw)
 
 
-class RieTransport(Transport):
+class RieWire(Wire):
     name = "rie"
     max_payload = LAMBDA_MAX_PAYLOAD
+    serialised = True
 
-    def parse(self, response: requests.Response) -> dict[str, Any]:
-        request_id = response.headers.get("x-amzn-RequestId") or response.headers.get("Lambda-Runtime-Aws-Request-Id")
-        if response.status_code >= 400:
+    def parse(self, raw: RawResponse) -> dict[str, Any]:
+        request_id = raw.headers.get("x-amzn-RequestId") or raw.headers.get("Lambda-Runtime-Aws-Request-Id")
+        if raw.status_code >= 400:
             # The RIE itself refused (or a real Invoke API error).
-            body = self._json(response)
+            body = _json(raw)
             code, message = _error_fields(body)
-            error = status_error(
-                response.status_code,
-                message or response.text[:200] or "error",
-                code=code,
-                request_id=request_id,
-                body=body,
-            )
-            error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            message = message or raw.text[:200].strip() or f"HTTP {raw.status_code}"
+            error = status_error(raw.status_code, message, code=code, request_id=request_id, body=body, response=raw)
+            error.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             raise error
-        text = response.text
+        text = raw.text
         if not text.strip():
-            raise FunctionError("the function returned an empty reply (the runtime crashed?)", request_id=request_id)
-        body = self._json(response)
+            raise FunctionError(
+                "the function returned an empty reply (the runtime crashed?)", request_id=request_id, response=raw
+            )
+        body = _json(raw)
         if body is None:
             if text.startswith("Task timed out"):
-                raise FunctionError(text.strip(), error_type="Task.TimedOut", request_id=request_id, body=text)
+                raise FunctionError(
+                    text.strip(), error_type="Task.TimedOut", request_id=request_id, body=text, response=raw
+                )
             raise FunctionError(
-                f"the function returned a non-JSON reply: {text[:200]}", request_id=request_id, body=text
+                f"the function returned a non-JSON reply: {text[:200]}", request_id=request_id, body=text, response=raw
             )
         if isinstance(body, dict) and body.get("request_id"):
             request_id = str(body["request_id"])
-        if (isinstance(body, dict) and "errorType" in body) or response.headers.get("X-Amz-Function-Error"):
+        if (isinstance(body, dict) and "errorType" in body) or raw.headers.get("X-Amz-Function-Error"):
             error_type = str(body.get("errorType", "Unhandled")) if isinstance(body, dict) else "Unhandled"
             message = str(body.get("errorMessage", "")) if isinstance(body, dict) else str(body)
-            raise FunctionError(f"{error_type}: {message}", error_type=error_type, request_id=request_id, body=body)
+            raise FunctionError(
+                f"{error_type}: {message}", error_type=error_type, request_id=request_id, body=body, response=raw
+            )
         code, message = _error_fields(body)
         if isinstance(body, dict) and "error" in body:
             status = _CODE_STATUS.get(code or "", 500)
-            raise status_error(status, message or "error", code=code, request_id=request_id, body=body)
-        return self._result(body, request_id)
+            raise status_error(status, message or "error", code=code, request_id=request_id, body=body, response=raw)
+        return _result(body, request_id, raw)
 
 
-def select_transport(endpoint: str, transport: str | None = None) -> type[Transport]:
+def select_wire(endpoint: str, transport: str | None = None) -> Wire:
     """``transport`` ('api-gateway' / 'rie'), else guessed from the endpoint's path."""
+    choices: dict[str, type[Wire]] = {"api-gateway": ApiGatewayWire, "rie": RieWire}
     if transport is not None:
-        choices = {"api-gateway": ApiGatewayTransport, "rie": RieTransport}
         if transport not in choices:
             raise ValueError(f"transport must be one of {', '.join(choices)}")
-        return choices[transport]
-    return RieTransport if endpoint.rstrip("/").endswith(RIE_PATH) else ApiGatewayTransport
+        return choices[transport]()
+    path = endpoint.split("?", 1)[0].rstrip("/")
+    return RieWire() if path.endswith(RIE_PATH) else ApiGatewayWire()
 
 
 def encode_payload(payload: dict[str, Any]) -> bytes:

@@ -1,47 +1,90 @@
 """``flowers``: classify flower photos from the command line.
 
     flowers classify rose.jpg https://example.com/tulip.jpg
+    flowers classify photos/ --json -o results.jsonl      # a directory: its images, recursively
+    flowers classify photos/ --json -o results.jsonl --resume   # after Ctrl-C: only what is missing
     find photos -name '*.jpg' | flowers classify - --json
 
+Results print in input order as soon as they are done; diagnostics and the
+summary go to stderr. Ctrl-C stops scheduling, prints what finished and exits
+130; a second Ctrl-C exits at once.
+
 Exit codes: 0 every input classified, 1 an error (or every input failed),
-2 usage error, 3 some inputs failed.
+2 usage error, 3 some inputs failed (or, with --reject, were not flowers),
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, TextIO
 
+from flowers_client._cli_output import Output
 from flowers_client._client import FlowersClient
-from flowers_client._config import DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, DEFAULT_TOP_K
-from flowers_client._exceptions import APIError, FlowersError
-from flowers_client._models import BatchItem, top_k
+from flowers_client._config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOP_K,
+)
+from flowers_client._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    FlowersError,
+    NotAFlowerError,
+    NotFoundError,
+)
+from flowers_client._inputs import find_images, is_url
+from flowers_client._models import BatchItem
 from flowers_client._version import __version__
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
+
+HINT_UNREACHABLE = (
+    "hint: nothing answers at {endpoint}. Start the local stack with `nox -s serve`, "
+    "or point --endpoint / FLOWERS_ENDPOINT at your API (…/predict, or the RIE's …/invocations URL)."
+)
+HINT_NOT_FOUND = (
+    "hint: {endpoint} is not a flowers endpoint; --endpoint / FLOWERS_ENDPOINT should end in /predict "
+    "(API Gateway) or /2015-03-31/functions/function/invocations (the RIE)."
+)
+HINT_AUTH = "hint: the API wants a key: pass --api-key or set FLOWERS_API_KEY."
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowers", description="Classify flower photos (102 Oxford species).")
     parser.add_argument("--version", action="version", version=f"flowers-client {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     classify = commands.add_parser(
         "classify",
-        help="classify images (paths or URLs; '-' reads them from stdin)",
+        help="classify images (paths, directories or URLs; '-' reads them from stdin)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    classify.add_argument("images", nargs="+", metavar="IMAGE", help="a path, an http(s) URL, or '-' for stdin")
+    classify.add_argument(
+        "images", nargs="*", metavar="IMAGE", help="a path, a directory, an http(s) URL, or '-' for stdin"
+    )
     classify.add_argument(
         "--endpoint",
         help="API Gateway .../predict or RIE .../invocations URL (default: $FLOWERS_ENDPOINT, else the local stack)",
     )
+    classify.add_argument("--api-key", help="sent as x-api-key (default: $FLOWERS_API_KEY)")
     classify.add_argument(
         "--top-k",
         type=_top_k_arg,
@@ -51,16 +94,34 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--min-score", type=_score_arg, default=0.0, help="hide predictions below this score")
     classify.add_argument("--json", action="store_true", help="JSON lines on stdout, one object per input")
     classify.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="also append JSON lines to FILE, each as soon as its input is done",
+    )
+    classify.add_argument(
+        "--resume", action="store_true", help="skip inputs that already have a successful line in --output FILE"
+    )
+    classify.add_argument(
+        "--reject", action="store_true", help="ask the service to refuse photos that show no flower (exit 3)"
+    )
+    classify.add_argument(
         "--concurrency",
         type=_positive_int,
         default=DEFAULT_CONCURRENCY,
-        help=f"requests in flight (default {DEFAULT_CONCURRENCY})",
+        help=f"requests in flight (default {DEFAULT_CONCURRENCY}; one at a time per RIE endpoint)",
     )
     classify.add_argument(
         "--timeout",
         type=_positive_float,
         default=DEFAULT_TIMEOUT[1],
-        help=f"read timeout in seconds (default {DEFAULT_TIMEOUT[1]:g})",
+        help=f"read timeout of one attempt, in seconds (default {DEFAULT_TIMEOUT[1]:g})",
+    )
+    classify.add_argument(
+        "--deadline",
+        type=_positive_float,
+        default=DEFAULT_DEADLINE,
+        help=f"seconds per image, every retry included (default {DEFAULT_DEADLINE:g})",
     )
     classify.add_argument(
         "--max-retries",
@@ -88,7 +149,7 @@ def _non_negative_int(value: str) -> int:
 
 def _positive_float(value: str) -> float:
     number = float(value)
-    if number <= 0:
+    if not number > 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return number
 
@@ -107,123 +168,286 @@ def _score_arg(value: str) -> float:
     return number
 
 
-def _inputs(images: Sequence[str], stdin: TextIO) -> list[str]:
+def _inputs(images: Sequence[str], stdin: TextIO, warn: list[str]) -> list[str]:
+    """Arguments as inputs: '-' reads one per line from stdin, a directory gives its images (sorted)."""
     result: list[str] = []
     for image in images:
         if image == "-":
             result.extend(line.strip() for line in stdin if line.strip())
+        elif not is_url(image) and os.path.isdir(image):
+            found = [str(p) for p in find_images(image)]
+            if not found:
+                warn.append(f"flowers: {image}: no images in this directory")
+            result.extend(found)
         else:
             result.append(image)
     return result
 
 
-def _item_json(item: BatchItem, k: int, min_score: float) -> dict[str, Any]:
-    if item.result is not None:
-        return {
-            "input": item.input,
-            "ok": True,
-            "predictions": [p.model_dump() for p in top_k(item.result, k, min_score=min_score)],
-            "model": item.result.model,
-            "model_version": item.result.model_version,
-            "request_id": item.result.request_id,
-        }
-    error = item.error
-    return {
-        "input": item.input,
-        "ok": False,
-        "error": {
-            "type": type(error).__name__,
-            "code": getattr(error, "code", None),
-            "status": getattr(error, "status_code", None),
-            "message": getattr(error, "message", str(error)),
-            "request_id": getattr(error, "request_id", None),
-        },
-    }
+def _already_done(path: Path) -> tuple[set[str], int]:
+    """Inputs with a successful line in a previous run's output, and how many lines were unreadable."""
+    done: set[str] = set()
+    unreadable = 0
+    with contextlib.suppress(FileNotFoundError), path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                unreadable += bool(line.strip())  # a line cut short by a hard kill
+                continue
+            if isinstance(record, dict) and record.get("ok") is True and isinstance(record.get("input"), str):
+                done.add(record["input"])
+    return done, unreadable
+
+
+def _open_output(path: Path) -> IO[str]:
+    """Append mode; a last line cut short by a hard kill gets its newline so the next one stands alone."""
+    ends_cleanly = True
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as existing:
+        existing.seek(0, os.SEEK_END)
+        if existing.tell():
+            existing.seek(-1, os.SEEK_END)
+            ends_cleanly = existing.read(1) == b"\n"
+    handle = path.open("a", encoding="utf-8")
+    if not ends_cleanly:
+        handle.write("\n")
+    return handle
+
+
+class _Interrupts:
+    """First Ctrl-C: stop scheduling and finish up (never in the middle of a line). Second: exit at once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._deferring = 0
+        self._pending = False
+        self._previous: object = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count > 1:
+            os.write(2, b"\nflowers: interrupted again; exiting now\n")
+            os._exit(EXIT_INTERRUPTED)
+        if self._deferring:
+            self._pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold a first Ctrl-C until the block is done (a line is written whole)."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            if not self._deferring and self._pending:
+                self._pending = False
+                raise KeyboardInterrupt
+
+
+@dataclass
+class _Tally:
+    classified: int = 0
+    failed: int = 0
+    not_a_flower: int = 0
+    rejected: int = 0
+    unreachable: bool = False
+    hints: dict[str, None] = field(default_factory=dict)  # ordered set
+
+    def add(self, item: BatchItem, endpoint: str) -> None:
+        if item.ok:
+            self.classified += 1
+            self.not_a_flower += item.result.is_flower is False
+            return
+        self.failed += 1
+        error = item.error
+        if isinstance(error, NotAFlowerError):
+            self.rejected += 1
+        elif isinstance(error, APIConnectionError) and not isinstance(error, APITimeoutError):
+            self.unreachable = True
+            self.hints[HINT_UNREACHABLE.format(endpoint=endpoint)] = None
+        elif isinstance(error, NotFoundError):
+            self.hints[HINT_NOT_FOUND.format(endpoint=endpoint)] = None
+        elif isinstance(error, AuthenticationError):
+            self.hints[HINT_AUTH] = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
-            format="%(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-    images = _inputs(args.images, sys.stdin)
-    if not images:
-        print("flowers: no images given", file=sys.stderr)
-        return EXIT_USAGE
-    shown_k = args.top_k or (DEFAULT_TOP_K if args.json else 5)
     try:
-        client = FlowersClient(args.endpoint, timeout=(DEFAULT_TIMEOUT[0], args.timeout), max_retries=args.max_retries)
+        return _main(argv)
+    except KeyboardInterrupt:  # before or after the batch: no traceback either
+        print("\nflowers: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    if args.resume and not args.output:
+        print("flowers: --resume needs -o/--output FILE (the run to resume)", file=sys.stderr)
+        return EXIT_USAGE
+    warnings: list[str] = []
+    try:
+        images = _inputs(args.images, sys.stdin, warnings)
+    except FlowersError as exc:
+        print(f"flowers: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    if not images:
+        print("flowers: no images given (paths, directories, URLs, or '-' to read them from stdin)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        client = FlowersClient(
+            args.endpoint,
+            api_key=args.api_key,
+            timeout=(DEFAULT_TIMEOUT[0], args.timeout),
+            deadline=args.deadline,
+            max_retries=args.max_retries,
+        )
     except ValueError as exc:
         print(f"flowers: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with client:
-        items = _run(client, images, args, request_k=args.top_k or DEFAULT_TOP_K)
-    if args.json:
-        for item in items:
-            sys.stdout.write(json.dumps(_item_json(item, shown_k, args.min_score)) + "\n")
-    else:
-        _print_table(items, shown_k, args.min_score)
-    failed = sum(1 for item in items if not item.ok)
-    if failed == 0:
-        return EXIT_OK
-    return EXIT_ERROR if failed == len(items) else EXIT_PARTIAL
+
+    output_path = Path(args.output) if args.output else None
+    skipped = 0
+    todo = list(enumerate(images))
+    if args.resume and output_path is not None:
+        done, unreadable = _already_done(output_path)
+        todo = [(i, image) for i, image in todo if image not in done]
+        skipped = len(images) - len(todo)
+        if unreadable:
+            print(f"flowers: {output_path}: {unreadable} unreadable line(s) ignored", file=sys.stderr)
+    try:
+        output_file = _open_output(output_path) if output_path is not None else None
+    except OSError as exc:
+        print(f"flowers: cannot write {output_path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    output = Output(
+        as_json=args.json,
+        k=args.top_k or (DEFAULT_TOP_K if args.json else 5),
+        min_score=args.min_score,
+        names=[image for _, image in todo],
+        output_file=output_file,
+        total=len(todo),
+        progress=sys.stderr.isatty() and bool(todo),
+    )
+    _configure_logging(args.verbose, output)
+    try:
+        return _run(client, todo, args, output, skipped=skipped)
+    finally:
+        output.close()
+        if output_file is not None:
+            output_file.close()
 
 
-def _run(client: FlowersClient, images: list[str], args: argparse.Namespace, *, request_k: int) -> list[BatchItem]:
-    show_progress = not args.json and len(images) > 1 and sys.stderr.isatty()
-    if not show_progress:
-        return client.classify_many(images, top_k=request_k, concurrency=args.concurrency)
-    from rich.progress import Progress  # imported lazily: `import flowers_client` stays light
+def _run(
+    client: FlowersClient, todo: list[tuple[int, str]], args: argparse.Namespace, output: Output, *, skipped: int
+) -> int:
+    tally = _Tally()
+    started = time.monotonic()
+    interrupted = aborted = broken_pipe = False
+    stream = client.iter_classify(
+        (image for _, image in todo),
+        top_k=args.top_k or DEFAULT_TOP_K,
+        concurrency=args.concurrency,
+        reject=args.reject,
+    )
+    with _Interrupts() as interrupts:
+        try:
+            for item in stream:
+                with interrupts.deferred():
+                    tally.add(item, client.endpoint)
+                    output.finished(item, item.index, todo[item.index][0])
+                    if tally.unreachable and tally.classified == 0:
+                        aborted = True  # nothing has ever answered: the rest would fail the same way
+                        break
+        except KeyboardInterrupt:
+            interrupted = True
+        except BrokenPipeError:
+            broken_pipe = True
+        finally:
+            stream.close()  # stop scheduling; requests in flight are dropped
+        if broken_pipe:
+            # The reader went away (`| head`): say nothing more on stdout.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
+        with interrupts.deferred():
+            output.flush_finished()
+            output.close()
+            if not interrupted:
+                client.close()  # after an interrupt, requests in flight may still hold connections
+            for hint in tally.hints:
+                print(hint, file=sys.stderr)
+            elapsed = time.monotonic() - started
+            print(_summary(tally, len(todo), skipped, elapsed, args, interrupted, aborted), file=sys.stderr)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    errors = tally.failed - tally.rejected
+    if aborted or (errors and tally.classified == 0 and not tally.rejected):
+        return EXIT_ERROR
+    return EXIT_PARTIAL if tally.failed else EXIT_OK
 
-    with Progress(transient=True, console=_console(stderr=True)) as progress:
-        task = progress.add_task("classifying", total=len(images))
-        return client.classify_many(
-            images, top_k=request_k, concurrency=args.concurrency, on_progress=lambda _item: progress.advance(task)
-        )
+
+def _summary(
+    tally: _Tally,
+    total: int,
+    skipped: int,
+    seconds: float,
+    args: argparse.Namespace,
+    interrupted: bool,
+    aborted: bool,
+) -> str:
+    notes = []
+    if tally.not_a_flower:
+        notes.append(f"{tally.not_a_flower} not a flower")
+    if tally.rejected:
+        notes.append(f"{tally.rejected} rejected as not a flower")
+    if skipped:
+        notes.append(f"{skipped} skipped (already in {args.output})")
+    not_done = total - tally.classified - tally.failed
+    if interrupted:
+        notes.append(f"interrupted: {not_done} not done" + (" (run again with --resume)" if args.output else ""))
+    elif aborted and not_done:
+        notes.append(f"stopped: {not_done} not sent")
+    line = f"{tally.classified} classified, {tally.failed} failed in {seconds:.1f} s"
+    return line + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _console(*, stderr: bool = False) -> Any:
-    from rich.console import Console
+def _configure_logging(verbose: int, output: Output) -> None:
+    if not verbose:
+        return
 
-    return Console(stderr=stderr)
+    class ToOutput(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            output.err(self.format(record))
+
+    handler = ToOutput()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("flowers_client")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
 
 
-def _print_table(items: list[BatchItem], k: int, min_score: float) -> None:
-    from rich.table import Table
-
-    table = Table(title="flowers", show_lines=False)
-    table.add_column("image", overflow="fold")
-    table.add_column("#", justify="right")
-    table.add_column("species")
-    table.add_column("score", justify="right")
-    table.add_column("class", justify="right")
-    for item in items:
-        if item.result is None:
-            error = item.error
-            code = error.code if isinstance(error, APIError) and error.code else type(error).__name__
-            message = error.message if isinstance(error, (APIError,)) else str(error)
-            table.add_row(item.input, "", f"[red]error: {code}[/red]", "", "", end_section=True)
-            table.add_row("", "", f"[red]{message}[/red]", "", "", end_section=True)
-            continue
-        predictions = top_k(item.result, k, min_score=min_score)
-        if not predictions:
-            table.add_row(
-                item.input, "", f"[yellow]no species scored >= {min_score:g}[/yellow]", "", "", end_section=True
-            )
-        for rank, p in enumerate(predictions, 1):
-            last = rank == len(predictions)
-            table.add_row(
-                item.input if rank == 1 else "", str(rank), p.label, f"{p.score:.3f}", str(p.class_id), end_section=last
-            )
-    _console().print(table)
+def run() -> None:
+    """The console script: ``flowers``."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except FlowersError as exc:  # pragma: no cover - main() returns codes for known errors
-        print(f"flowers: {exc}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
+    run()

@@ -8,6 +8,7 @@ interpreter and the labels; build it once per process (cold start) and call
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from flowers_serving.errors import BadRequest
-from flowers_serving.imaging import DEFAULT_MAX_PIXELS, load_image
+from flowers_serving.flower_score import SCORER_FILE, FlowerScore, FlowerScorer
+from flowers_serving.imaging import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, load_image
+from flowers_serving.logs import capture_stderr
 
 __all__ = [
     "DEFAULT_TOP_K",
@@ -40,6 +43,9 @@ ENV_MODEL_DIR: Final = "FLOWERS_MODEL_DIR"
 ENV_NUM_THREADS: Final = "FLOWERS_NUM_THREADS"
 ENV_RUNTIME: Final = "FLOWERS_RUNTIME"  # "litert" (default) or "tflite-runtime"
 ENV_MAX_PIXELS: Final = "FLOWERS_MAX_PIXELS"
+ENV_MAX_DECODE_BYTES: Final = "FLOWERS_MAX_DECODE_BYTES"
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE: Final = "flowers.tflite"
 LABELS_FILE: Final = "labels.txt"
@@ -76,6 +82,8 @@ class Classification:
     predictions: list[Prediction]
     model: ModelInfo
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: Whether the photo shows one of our species; None for a model shipped without a scorer.
+    flower: FlowerScore | None = None
 
 
 def default_model_dir() -> Path:
@@ -122,6 +130,7 @@ class Classifier:
         num_threads: int = 1,
         runtime: str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
         model_file: Path | None = None,
     ) -> None:
         """Load ``model_dir``'s model, labels and metadata; ``model_file`` swaps in another .tflite
@@ -129,23 +138,44 @@ class Classifier:
         metadata = json.loads((model_dir / METADATA_FILE).read_text())
         self.labels = [line for line in (model_dir / LABELS_FILE).read_text().splitlines() if line]
         runtime = runtime or _available_runtime()
-        self._interpreter = _make_interpreter(model_file or model_dir / MODEL_FILE, runtime, num_threads)
-        self._interpreter.allocate_tensors()
+        # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" to stderr
+        # in plain text; catch it so every line the process writes stays JSON.
+        with capture_stderr() as printed:
+            self._interpreter = _make_interpreter(model_file or model_dir / MODEL_FILE, runtime, num_threads)
+            self._interpreter.allocate_tensors()
+        if printed.text:
+            logger.info("inference runtime output", extra={"runtime_output": printed.text[:1000]})
         (inp,) = self._interpreter.get_input_details()
-        (out,) = self._interpreter.get_output_details()
+        outputs = self._interpreter.get_output_details()
+        # Output order in a converted file is not guaranteed: tell logits from features by width.
+        by_width = {int(o["shape"][-1]): o for o in outputs}
+        if len(self.labels) not in by_width or len(outputs) > 2:
+            raise ValueError(
+                f"model outputs {[list(o['shape']) for o in outputs]} do not fit {len(self.labels)} labels"
+            )
+        out = by_width.pop(len(self.labels))
+        features = next(iter(by_width.values()), None)
         self._input_index: int = inp["index"]
         self._output_index: int = out["index"]
         _, height, width, channels = (int(d) for d in inp["shape"])
         if height != width or channels != 3:
             raise ValueError(f"model input must be NHWC square RGB, got {inp['shape']}")
-        if int(out["shape"][-1]) != len(self.labels):
-            raise ValueError(f"model has {out['shape'][-1]} outputs but {len(self.labels)} labels")
+        # The features output and the scorer's statistics ship together; either alone is an older model.
+        self._features: dict[str, Any] | None = features
+        self.scorer: FlowerScorer | None = None
+        if features is not None and (model_dir / SCORER_FILE).exists():
+            self.scorer = FlowerScorer.load(model_dir / SCORER_FILE)
+            if self.scorer.feature_size != int(features["shape"][-1]):
+                raise ValueError(
+                    f"{SCORER_FILE} expects {self.scorer.feature_size} features; the model gives {features['shape']}"
+                )
         self._input_dtype = inp["dtype"]
         # A fully int8-quantised model takes and returns int8 tensors: map pixels
         # to its input scale and its outputs back to float logits.
         self._input_quant: tuple[float, int] = tuple(inp.get("quantization", (0.0, 0)))
         self._output_quant: tuple[float, int] = tuple(out.get("quantization", (0.0, 0)))
         self.max_pixels = max_pixels
+        self.max_decode_bytes = max_decode_bytes
         self.info = ModelInfo(
             name=str(metadata["name"]),
             version=str(metadata["version"]),
@@ -156,7 +186,8 @@ class Classifier:
 
     @classmethod
     def from_env(cls) -> Classifier:
-        """Build from ``FLOWERS_MODEL_DIR`` / ``FLOWERS_NUM_THREADS`` / ``FLOWERS_RUNTIME`` / ``FLOWERS_MAX_PIXELS``."""
+        """Build from ``FLOWERS_MODEL_DIR`` / ``FLOWERS_NUM_THREADS`` / ``FLOWERS_RUNTIME`` /
+        ``FLOWERS_MAX_PIXELS`` / ``FLOWERS_MAX_DECODE_BYTES``."""
         return cls(
             default_model_dir(),
             # One thread by default: a Lambda below 1,769 MB has less than one vCPU,
@@ -164,10 +195,11 @@ class Classifier:
             num_threads=int(os.environ.get(ENV_NUM_THREADS, "1")),
             runtime=os.environ.get(ENV_RUNTIME) or None,
             max_pixels=int(os.environ.get(ENV_MAX_PIXELS, str(DEFAULT_MAX_PIXELS))),
+            max_decode_bytes=int(os.environ.get(ENV_MAX_DECODE_BYTES, str(DEFAULT_MAX_DECODE_BYTES))),
         )
 
-    def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """Run the model on one ``(size, size, 3)`` uint8 image; calibrated logits out."""
+    def run(self, pixels: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+        """Run the model on one ``(size, size, 3)`` uint8 image: calibrated logits, and features if it has them."""
         batch = pixels[np.newaxis]
         scale, zero_point = self._input_quant
         if np.issubdtype(self._input_dtype, np.integer) and scale:
@@ -176,23 +208,47 @@ class Classifier:
             batch = np.clip(quantized, info.min, info.max)
         self._interpreter.set_tensor(self._input_index, batch.astype(self._input_dtype))
         self._interpreter.invoke()
-        raw = self._interpreter.get_tensor(self._output_index)[0]
-        scale, zero_point = self._output_quant
-        result: npt.NDArray[np.float32] = raw.astype(np.float32)
-        if np.issubdtype(raw.dtype, np.integer) and scale:
-            result = ((result - zero_point) * scale).astype(np.float32)
-        return result
+        logits = _dequantize(self._interpreter.get_tensor(self._output_index)[0], self._output_quant)
+        if self._features is None:
+            return logits, None
+        features = self._interpreter.get_tensor(self._features["index"])[0]
+        return logits, _dequantize(features, tuple(self._features.get("quantization", (0.0, 0))))
+
+    def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Run the model on one ``(size, size, 3)`` uint8 image; calibrated logits out."""
+        return self.run(pixels)[0]
 
     def classify(self, image: bytes, top_k: int = DEFAULT_TOP_K) -> Classification:
         """Image bytes to the ``top_k`` most probable species, most probable first."""
         if not 1 <= top_k <= MAX_TOP_K:
             raise BadRequest(f"top_k must be between 1 and {MAX_TOP_K}")
         timings: dict[str, float] = {}
-        pixels = load_image(image, self.info.input_size, max_pixels=self.max_pixels, timings=timings)
+        pixels = load_image(
+            image,
+            self.info.input_size,
+            max_pixels=self.max_pixels,
+            max_decode_bytes=self.max_decode_bytes,
+            timings=timings,
+        )
         started = time.perf_counter()
-        probs = softmax(self.logits(pixels))
+        logits, features = self.run(pixels)
+        probs = softmax(logits)
         timings["infer_ms"] = (time.perf_counter() - started) * 1000
+        flower = None
+        if self.scorer is not None and features is not None:
+            started = time.perf_counter()
+            flower = self.scorer.score(features)
+            timings["flower_score_ms"] = (time.perf_counter() - started) * 1000
         # Stable sort so ties resolve by class order, not by whatever argpartition did.
         order = np.argsort(-probs, kind="stable")[:top_k]
         predictions = [Prediction(label=self.labels[i], class_id=int(i) + 1, score=float(probs[i])) for i in order]
-        return Classification(predictions=predictions, model=self.info, timings_ms=timings)
+        return Classification(predictions=predictions, model=self.info, timings_ms=timings, flower=flower)
+
+
+def _dequantize(raw: npt.NDArray[Any], quantization: tuple[float, int]) -> npt.NDArray[np.float32]:
+    """An int8 tensor with its (scale, zero point) back to float; float tensors pass through."""
+    scale, zero_point = quantization
+    result: npt.NDArray[np.float32] = raw.astype(np.float32)
+    if np.issubdtype(raw.dtype, np.integer) and scale:
+        result = ((result - zero_point) * scale).astype(np.float32)
+    return result

@@ -8,7 +8,8 @@
     ├── PayloadTooLarge          (413 payload_too_large)
     ├── UnsupportedMediaType     (415 unsupported_media_type)
     ├── UndecodableImage         (422 undecodable_image)
-    │   └── ImageTooLarge        (422 image_too_large: decompression bombs)
+    │   └── ImageTooLarge        (422 image_too_large: over the pixel cap or the decode-memory budget)
+    ├── NotAFlower               (422 not_a_flower: asked with "reject", and the photo shows none of our species)
     ├── UpstreamError            (502 upstream_error)
     └── UpstreamTimeout          (504 upstream_timeout)
 
@@ -24,6 +25,7 @@ __all__ = [
     "BadRequest",
     "ForbiddenURL",
     "ImageTooLarge",
+    "NotAFlower",
     "PayloadTooLarge",
     "ServingError",
     "UndecodableImage",
@@ -39,9 +41,11 @@ class ServingError(Exception):
     code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
         self.message = message
+        #: Extra fields of the error object in the reply (JSON-serialisable).
+        self.details = details
 
 
 class BadRequest(ServingError):
@@ -72,7 +76,8 @@ class UndecodableImage(ServingError):
 
 
 class ImageTooLarge(UndecodableImage):
-    """Too many pixels to decode safely (a decompression bomb or a huge scan)."""
+    """Too many pixels, or too much memory, to decode safely (a decompression bomb, a huge scan, a tiny
+    file of huge 32-bit pixels); decided from the header, before decoding."""
 
     code = "image_too_large"
 
@@ -85,3 +90,10 @@ class UpstreamError(ServingError):
 class UpstreamTimeout(ServingError):
     code = "upstream_timeout"
     status = 504
+
+
+class NotAFlower(ServingError):
+    """Only raised for requests with ``reject``: the body then carries ``flower_score`` and the top guesses."""
+
+    code = "not_a_flower"
+    status = 422

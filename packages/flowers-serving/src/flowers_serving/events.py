@@ -1,4 +1,4 @@
-"""Turn the Lambda events we accept into one typed :class:`Request`.
+"""Turn the Lambda events we accept into one typed :class:`Request`, strictly.
 
 Accepted shapes:
 
@@ -9,6 +9,13 @@ Accepted shapes:
 * API Gateway REST (v1 proxy) and HTTP API (v2) events for ``POST /predict``
   whose body is that JSON object or the raw image (``isBase64Encoded``), with
   ``top_k`` then taken from the query string; and ``GET /health``.
+
+Every field is type-checked before use (a list where an object belongs is a
+400, never a 500), ``top_k`` is a JSON integer or an ASCII-digit query value
+in 1-102, JSON is at most :data:`MAX_JSON_DEPTH` levels deep, and sizes are
+checked against the limits of the front door the request came through before
+anything is decoded: Lambda's 6,291,456-byte invoke payload for a direct
+invoke, API Gateway's 10 MB body for a proxy event.
 """
 
 from __future__ import annotations
@@ -17,14 +24,22 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from flowers_serving.classifier import DEFAULT_TOP_K, MAX_TOP_K
 from flowers_serving.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["Request", "parse_event"]
+__all__ = ["MAX_DIRECT_INVOKE_BYTES", "MAX_JSON_DEPTH", "MAX_PROXY_BODY_BYTES", "Request", "parse_event"]
 
 Kind = Literal["url", "image", "ping", "health"]
+
+#: Lambda's limit on a synchronous invoke's request payload.
+MAX_DIRECT_INVOKE_BYTES: Final = 6_291_456
+#: API Gateway's limit on a request body (REST and HTTP APIs).
+MAX_PROXY_BODY_BYTES: Final = 10 * 1024 * 1024
+#: Our requests are two levels deep; anything far deeper is an attack on the parser.
+MAX_JSON_DEPTH: Final = 32
+_TOP_K_ERROR: Final = f"top_k must be an integer between 1 and {MAX_TOP_K}"
 
 
 @dataclass(frozen=True)
@@ -34,48 +49,67 @@ class Request:
     url: str | None = None
     image: bytes | None = None
     top_k: int = DEFAULT_TOP_K
+    reject: bool = False  # a photo that is not one of our species becomes 422 not_a_flower
 
 
 def parse_event(event: object, *, max_image_bytes: int) -> Request:
     if not isinstance(event, dict):
         raise BadRequest("the event must be a JSON object")
+    _check_depth(event, "the event")
     proxy = _proxy_version(event)
     if proxy is None:
-        if (
-            event.get("ping")
-            or event.get("warmup")
-            or event.get("source") in ("aws.events", "serverless-plugin-warmup")
-        ):
+        if event.get("ping") is True or event.get("warmup") is True or event.get("source") in _WARMUP_SOURCES:
             return Request(kind="ping", proxy=None)
-        return _parse_body_object(event, proxy=None, max_image_bytes=max_image_bytes, query_top_k=None)
+        return _parse_body_object(
+            event,
+            proxy=None,
+            max_image_bytes=max_image_bytes,
+            query_top_k=None,
+            query_reject=None,
+            payload_limit=MAX_DIRECT_INVOKE_BYTES,
+        )
 
     method, path = _method_and_path(event, proxy)
     if method == "GET" and path.rstrip("/").endswith("/health"):
         return Request(kind="health", proxy=proxy)
     if method != "POST":
-        raise BadRequest(f"{method} is not supported; send POST /predict")
-    query = event.get("queryStringParameters") or {}
-    query_top_k = query.get("top_k") if isinstance(query, dict) else None
+        raise BadRequest(f"{method or 'this method'} is not supported; send POST /predict")
+    query = _string_map(event.get("queryStringParameters"), "queryStringParameters")
+    query_top_k, query_reject = query.get("top_k"), query.get("reject")
+    headers = {k.lower(): v for k, v in _string_map(event.get("headers"), "headers").items()}
     body = event.get("body")
     if body is None or body == "":
         raise BadRequest("the request has no body")
     if not isinstance(body, str):
-        raise BadRequest("the proxy event body must be a string")
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        raise BadRequest("the proxy event 'body' must be a string")
+    is_base64 = event.get("isBase64Encoded", False)
+    if not isinstance(is_base64, bool):
+        raise BadRequest("'isBase64Encoded' must be a boolean")
+    if (len(body) * 3 // 4 if is_base64 else len(body)) > MAX_PROXY_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is over API Gateway's {MAX_PROXY_BODY_BYTES:,}-byte limit")
     content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     raw: bytes | str = body
-    if event.get("isBase64Encoded"):
-        raw = _b64decode(body, max_bytes=max_image_bytes * 2, what="body")
-    if content_type == "application/json" or (not content_type and _looks_like_json(raw)):
-        try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"the body is not valid JSON: {exc}") from exc
-        return _parse_body_object(payload, proxy=proxy, max_image_bytes=max_image_bytes, query_top_k=query_top_k)
+    if is_base64:
+        raw = _b64decode(body, max_bytes=MAX_PROXY_BODY_BYTES, what="body")
+    if content_type == "application/json" or (not content_type and raw[:1] in ("{", b"{")):
+        payload = _loads(raw)
+        return _parse_body_object(
+            payload,
+            proxy=proxy,
+            max_image_bytes=max_image_bytes,
+            query_top_k=query_top_k,
+            query_reject=query_reject,
+            payload_limit=None,
+        )
     image = raw if isinstance(raw, bytes) else raw.encode("latin-1", errors="replace")
     if len(image) > max_image_bytes:
         raise PayloadTooLarge(f"the image is {len(image):,} bytes; the limit is {max_image_bytes:,}")
-    return Request(kind="image", proxy=proxy, image=image, top_k=_top_k(query_top_k))
+    return Request(
+        kind="image", proxy=proxy, image=image, top_k=_query_top_k(query_top_k), reject=_query_reject(query_reject)
+    )
+
+
+_WARMUP_SOURCES: Final = ("aws.events", "serverless-plugin-warmup")
 
 
 def _proxy_version(event: dict[str, Any]) -> Literal["v1", "v2"] | None:
@@ -92,33 +126,97 @@ def _proxy_version(event: dict[str, Any]) -> Literal["v1", "v2"] | None:
 def _method_and_path(event: dict[str, Any], proxy: Literal["v1", "v2"]) -> tuple[str, str]:
     if proxy == "v2":
         http = event["requestContext"]["http"]
-        return str(http.get("method", "")).upper(), str(event.get("rawPath") or http.get("path") or "")
-    return str(event.get("httpMethod", "")).upper(), str(event.get("path") or "")
+        method, path = http.get("method"), event.get("rawPath") or http.get("path") or ""
+    else:
+        method, path = event.get("httpMethod"), event.get("path") or ""
+    if not isinstance(method, str) or not isinstance(path, str):
+        raise BadRequest("the proxy event's method and path must be strings")
+    return method.upper(), path
 
 
-def _looks_like_json(raw: bytes | str) -> bool:
-    head = raw[:1]
-    return head in ("{", b"{")
+def _string_map(value: object, name: str) -> dict[str, str]:
+    """A proxy event's headers or query parameters: absent, or an object of strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise BadRequest(f"'{name}' must be an object of strings")
+    return value
+
+
+def _loads(raw: bytes | str) -> object:
+    try:
+        payload = json.loads(raw)
+    except RecursionError as exc:
+        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    _check_depth(payload, "the JSON body")
+    return payload
+
+
+def _check_depth(value: object, what: str) -> None:
+    """Refuse containers nested deeper than :data:`MAX_JSON_DEPTH` (iteratively: no recursion to exhaust)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
 
 
 def _parse_body_object(
-    payload: object, *, proxy: Literal["v1", "v2"] | None, max_image_bytes: int, query_top_k: object
+    payload: object,
+    *,
+    proxy: Literal["v1", "v2"] | None,
+    max_image_bytes: int,
+    query_top_k: str | None,
+    query_reject: str | None,
+    payload_limit: int | None,
 ) -> Request:
     if not isinstance(payload, dict):
         raise BadRequest("the request must be a JSON object with 'url' or 'image'")
-    top_k = _top_k(payload.get("top_k", query_top_k))
+    top_k = _json_top_k(payload["top_k"]) if "top_k" in payload else _query_top_k(query_top_k)
+    reject = payload["reject"] if "reject" in payload else _query_reject(query_reject)
+    if not isinstance(reject, bool):
+        raise BadRequest("'reject' must be a boolean")
     url, image = payload.get("url"), payload.get("image")
     if (url is None) == (image is None):
         raise BadRequest("send exactly one of 'url' or 'image'")
     if url is not None:
         if not isinstance(url, str) or not url:
             raise BadRequest("'url' must be a non-empty string")
-        return Request(kind="url", proxy=proxy, url=url, top_k=top_k)
+        return Request(kind="url", proxy=proxy, url=url, top_k=top_k, reject=reject)
     if not isinstance(image, str) or not image:
         raise BadRequest("'image' must be a non-empty base64 string")
+    if payload_limit is not None and len(image) > payload_limit:
+        raise PayloadTooLarge(
+            f"the request payload is over {len(image):,} bytes; a direct invoke carries at most "
+            f"{payload_limit:,} bytes (Lambda's limit)"
+        )
     return Request(
-        kind="image", proxy=proxy, image=_b64decode(image, max_bytes=max_image_bytes, what="image"), top_k=top_k
+        kind="image",
+        proxy=proxy,
+        image=_b64decode(image, max_bytes=max_image_bytes, what="image"),
+        top_k=top_k,
+        reject=reject,
     )
+
+
+def _query_reject(value: str | None) -> bool:
+    """``?reject=true`` / ``false`` (also 1 / 0); anything else is a 400 naming the field."""
+    if value is None:
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise BadRequest("reject must be true or false")
 
 
 def _b64decode(text: str, *, max_bytes: int, what: str) -> bytes:
@@ -134,13 +232,17 @@ def _b64decode(text: str, *, max_bytes: int, what: str) -> bytes:
     return data
 
 
-def _top_k(value: object) -> int:
+def _json_top_k(value: object) -> int:
+    """``top_k`` in a JSON body: an integer (not a boolean, not 5.0, not "5") in 1-102."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOP_K:
+        raise BadRequest(_TOP_K_ERROR)
+    return value
+
+
+def _query_top_k(value: str | None) -> int:
+    """``top_k`` from a query string: ASCII digits only ("²" and "٥" are digits to ``str.isdigit``)."""
     if value is None:
         return DEFAULT_TOP_K
-    if isinstance(value, bool):
-        raise BadRequest(f"top_k must be an integer between 1 and {MAX_TOP_K}")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or not 1 <= value <= MAX_TOP_K:
-        raise BadRequest(f"top_k must be an integer between 1 and {MAX_TOP_K}")
-    return value
+    if not (0 < len(value) <= 3 and value.isascii() and value.isdigit()):
+        raise BadRequest(_TOP_K_ERROR)
+    return _json_top_k(int(value))

@@ -16,8 +16,9 @@ import time
 import uuid
 from typing import Any, Final
 
+from flowers_serving import metrics, web
 from flowers_serving.classifier import Classification, Classifier
-from flowers_serving.errors import ServingError
+from flowers_serving.errors import NotAFlower, ServingError
 from flowers_serving.events import Request, parse_event
 from flowers_serving.fetch import Fetcher, FetchSettings
 from flowers_serving.logs import configure_logging
@@ -37,6 +38,9 @@ _state = {"cold": True}
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    page = web.respond(event)  # GET / and /web/...: the web page's files
+    if page is not None:
+        return page
     started = time.perf_counter()
     request_id = str(getattr(context, "aws_request_id", "") or uuid.uuid4())
     cold, _state["cold"] = _state["cold"], False
@@ -49,7 +53,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         status = 200
     except ServingError as exc:
         status, code = exc.status, exc.code
-        body = {"error": {"code": exc.code, "message": exc.message}}
+        body = {"error": {"code": exc.code, "message": exc.message, **exc.details}}
     except Exception:  # the last line of defence: log it, answer 500, keep serving
         logger.exception("unhandled error")
         code = "internal_error"
@@ -68,6 +72,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             "cold_start": cold,
         },
     )
+    timings = {**body.get("timings_ms", {}), "total_ms": (time.perf_counter() - started) * 1000}
+    metrics.record(status, code, timings, body.get("is_flower"))
     if proxy is None:
         return body
     headers = {**_JSON_HEADERS, "X-Request-Id": request_id}
@@ -80,16 +86,27 @@ def _handle(request: Request) -> dict[str, Any]:
         return {"status": "ok", "model": info.name, "model_version": info.version, "runtime": info.runtime}
     image = FETCHER.fetch(request.url) if request.kind == "url" and request.url else request.image
     assert image is not None  # parse_event guarantees one of url / image
-    return _result_body(CLASSIFIER.classify(image, request.top_k))
+    body = _result_body(CLASSIFIER.classify(image, request.top_k))
+    if request.reject and body.get("is_flower") is False:
+        raise NotAFlower(
+            "the photo does not show one of the 102 flower species this model knows",
+            flower_score=body["flower_score"],
+            predictions=body["predictions"],
+        )
+    return body
 
 
 def _result_body(result: Classification) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "predictions": [{"label": p.label, "class_id": p.class_id, "score": p.score} for p in result.predictions],
         "model": result.model.name,
         "model_version": result.model.version,
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
     }
+    if result.flower is not None:
+        body["is_flower"] = result.flower.is_flower
+        body["flower_score"] = result.flower.flower_score
+    return body
 
 
 def _guess_proxy(event: Any) -> str | None:

@@ -1,4 +1,16 @@
-"""One JSON object per log line, as CloudWatch Logs Insights likes them.
+"""One JSON object per log line, as CloudWatch Logs Insights likes them, for every line the process writes.
+
+* Our ``flowers_serving`` loggers write JSON lines to stdout.
+* So does the root logger, which is where third-party libraries log
+  (requests-hardened's "Forbidden IP address" warning, urllib3, Pillow):
+  its other handlers, the Lambda runtime's plain-text one included, are
+  replaced and it passes WARNING and above only.
+* Python warnings go through logging (``logging.captureWarnings``), so a
+  stray ``warnings.warn`` is a JSON line too; the image decoder collects its
+  own into one line per request (see ``flowers_serving.imaging``).
+* C libraries that print to stderr (libtiff, LiteRT at start-up) are
+  captured around the calls that can print, by :func:`capture_stderr`, and
+  logged as JSON by the caller.
 
 stdlib only: ``aws-lambda-powertools`` Logger does the same but costs an extra
 import at every cold start, and we log one line per request.
@@ -6,16 +18,22 @@ import at every cold start, and we log one line per request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["CapturedOutput", "JsonFormatter", "capture_stderr", "configure_logging"]
 
 _STANDARD: Final = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+#: What one captured burst of C-library output may keep; the rest is counted, not stored.
+_CAPTURE_LIMIT: Final = 4096
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,13 +62,63 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def _json_handler() -> logging.Handler:
+    handler = _StdoutHandler()
+    handler.setFormatter(JsonFormatter())
+    return handler
+
+
 def configure_logging() -> logging.Logger:
-    """Route the ``flowers_serving`` loggers to stdout as JSON lines, once."""
+    """Route the ``flowers_serving`` loggers, the root logger and Python warnings to stdout as JSON lines, once."""
     logger = logging.getLogger("flowers_serving")
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
-        handler = _StdoutHandler()
-        handler.setFormatter(JsonFormatter())
-        logger.addHandler(handler)
+        logger.addHandler(_json_handler())
         logger.propagate = False
     logger.setLevel(os.environ.get("FLOWERS_LOG_LEVEL", "INFO").upper())
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        for handler in list(root.handlers):
+            # Plain-text printers go (basicConfig's, the Lambda runtime's); subclasses such
+            # as pytest's capture handlers stay.
+            if type(handler) is logging.StreamHandler or type(handler).__module__.startswith("awslambdaric"):
+                root.removeHandler(handler)
+        root.addHandler(_json_handler())
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
     return logger
+
+
+class CapturedOutput:
+    """What a C library printed to stderr inside :func:`capture_stderr` (set on exit)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.size = 0
+
+
+@contextmanager
+def capture_stderr() -> Iterator[CapturedOutput]:
+    """Catch what native code writes to file descriptor 2 (so it cannot leave a plain-text line).
+
+    The output goes to an unlinked temporary file, and only its first few KB are
+    kept. If descriptor 2 cannot be redirected, the block runs uncaptured.
+    """
+    captured = CapturedOutput()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.size = sink.tell()
+            sink.seek(0)
+            captured.text = sink.read(_CAPTURE_LIMIT).decode("utf-8", errors="replace").strip()

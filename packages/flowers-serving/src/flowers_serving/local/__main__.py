@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = "RIE" if stack.runtime_kind == "rie" else "Python runtime"
         workers = f"{args.workers} {kind}{'s' if args.workers > 1 and kind == 'RIE' else ''}"
         print(f"API Gateway:   POST {stack.gateway_url}/predict   GET {stack.gateway_url}/health")
+        print(f"web page:      {stack.gateway_url}/")
         print(f"direct invoke: POST {stack.rie_url}   ({workers}, one invoke at a time each)")
         where = "kept" if args.keep_logs or args.log_dir else "removed at exit; --keep-logs keeps them"
         print(f"logs:          {stack.log_dir}   ({where})")

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from flowers_serving import web
 from flowers_serving.local.messages import Request, Response, json_error
 from flowers_serving.local.pool import INVOKE_PAYLOAD_LIMIT, Busy, FunctionPool, InvokeRefused
 from flowers_serving.local.server import HttpServer, Limits
@@ -121,6 +122,8 @@ def forward_to_function(gateway: Gateway, request: Request) -> Response:
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/predict"): forward_to_function,
     ("GET", "/health"): forward_to_function,
+    # The web page and its files come from the function too (flowers_serving.web), as deployed.
+    **{("GET", path): forward_to_function for path in web.paths()},
 }
 
 

@@ -1,0 +1,160 @@
+"""The `flowers` CLI as a person runs it: a real process, real signals, a slow server on loopback.
+
+No timing thresholds: the fake service holds chosen images until the test
+releases them, so "mid-batch" and "before the batch ends" are states, not
+durations. Timeouts below only keep a broken build from hanging the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_service import FakeService
+
+HANG_GUARD = 60  # seconds; never reached when things work
+
+
+def flowers(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "0"}
+    env.pop("FLOWERS_ENDPOINT", None)
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "flowers_client.cli", *args],
+        stdout=kwargs.pop("stdout", subprocess.PIPE),
+        stderr=kwargs.pop("stderr", subprocess.PIPE),
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        **kwargs,
+    )
+
+
+def batch(tmp_path: Path, fast: int, held: int) -> list[str]:
+    """``fast`` images answered at once, then ``held`` ones answered only on ``service.release()``."""
+    paths = []
+    for i in range(fast + held):
+        path = tmp_path / f"{i:03d}.jpg"
+        path.write_text(f"photo {i}" + (" hold" if i >= fast else ""))
+        paths.append(str(path))
+    return paths
+
+
+def test_the_first_line_comes_out_before_the_batch_ends(tmp_path: Path, service: FakeService) -> None:
+    images = batch(tmp_path, fast=2, held=38)
+    process = flowers("classify", *images, "--endpoint", service.url, "--json")
+    try:
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())
+        # 38 images are still held by the service: the batch cannot have ended.
+        assert process.poll() is None
+        assert (first["index"], first["ok"]) == (0, True)
+        service.release()
+        rest = [json.loads(line) for line in process.stdout]
+        assert process.wait(HANG_GUARD) == 0
+    finally:
+        service.release()
+        process.kill()
+    assert [line["index"] for line in [first, *rest]] == list(range(40))
+
+
+@pytest.mark.parametrize("endpoint", ["gateway", "rie"])
+def test_ctrl_c_mid_batch_keeps_finished_lines_and_exits_130(
+    endpoint: str, tmp_path: Path, service: FakeService
+) -> None:
+    images = batch(tmp_path, fast=3, held=20)
+    out_file = tmp_path / "results.jsonl"
+    url = service.url if endpoint == "gateway" else service.rie_url
+    process = flowers("classify", *images, "--endpoint", url, "--json", "-o", str(out_file), "--concurrency", "4")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        finished = [json.loads(process.stdout.readline()) for _ in range(3)]
+        process.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        code = process.wait(HANG_GUARD)
+        took = time.monotonic() - sent
+    finally:
+        service.release()
+        process.kill()
+    rest = process.stdout.read()
+    err = process.stderr.read()
+    print(f"exit {code} {took:.2f} s after SIGINT")  # measured, not asserted (the machine is shared)
+    assert code == 130
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+    assert "3 classified, 0 failed in" in err
+    assert "interrupted: 20 not done (run again with --resume)" in err
+    assert [line["index"] for line in finished] == [0, 1, 2]
+    assert rest == ""  # nothing else finished: the held images were never answered
+    assert sorted(json.loads(line)["input"] for line in out_file.read_text().splitlines()) == images[:3]
+
+    # Resume: only what is missing is sent.
+    before = len(service.requests)
+    resumed = flowers("classify", *images, "--endpoint", url, "--json", "-o", str(out_file), "--resume")
+    out, err = resumed.communicate(timeout=HANG_GUARD)
+    assert resumed.returncode == 0, err
+    assert [json.loads(line)["index"] for line in out.splitlines()] == list(range(3, 23))
+    assert len(service.requests) - before == 20
+    assert "3 skipped" in err
+
+
+def test_a_second_ctrl_c_exits_at_once(tmp_path: Path, service: FakeService) -> None:
+    """Stuck writing to a stdout nobody reads, the first Ctrl-C waits for the line; the second does not."""
+    images = batch(tmp_path, fast=60, held=0)
+    out_file = tmp_path / "results.jsonl"
+    process = flowers("classify", *images, "--endpoint", service.url, "--json", "--top-k", "102",
+                      "-o", str(out_file), "--concurrency", "1")  # fmt: skip
+    assert process.stderr is not None
+    try:
+        # The pipe (64 KiB) fills after a dozen 5 KiB lines; the -o file keeps counting until then.
+        deadline = time.monotonic() + HANG_GUARD
+        previous = -1
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            lines = len(out_file.read_text().splitlines()) if out_file.exists() else 0
+            if lines == previous and lines > 0:
+                break
+            previous = lines
+        assert process.poll() is None  # blocked on stdout
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert process.poll() is None  # the first Ctrl-C waits for the line being written
+        process.send_signal(signal.SIGINT)
+        code = process.wait(HANG_GUARD)
+    finally:
+        process.kill()
+    assert code == 130
+    assert "interrupted again" in process.stderr.read()
+
+
+def test_progress_bar_on_a_terminal_stderr_also_with_json(tmp_path: Path, service: FakeService) -> None:
+    images = batch(tmp_path, fast=5, held=0)
+    primary, secondary = pty.openpty()
+    try:
+        process = flowers("classify", *images, "--endpoint", service.url, "--json", stderr=secondary)
+        os.close(secondary)
+        out, _ = process.communicate(timeout=HANG_GUARD)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the process closed its end
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        os.close(primary)
+    text = screen.decode(errors="replace")
+    assert process.returncode == 0
+    assert "/5 [" in text
+    assert "image/s" in text
+    assert "5 classified, 0 failed" in text
+    assert [json.loads(line)["index"] for line in out.splitlines()] == list(range(5))  # stdout untouched
