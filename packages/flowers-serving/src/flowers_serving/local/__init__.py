@@ -9,16 +9,42 @@ restarted. No Docker needed. Start it with ``flowers-serve`` (or ``nox -s serve`
 Modules: ``stack`` (the whole, :class:`LocalStack`), ``server`` (the small
 HTTP/1.1 server on h11 both fronts use), ``invoke`` and ``gateway`` (the two
 fronts), ``pool`` (the invoke queue and supervisor), ``rie`` and ``pyruntime``
-(the two kinds of execution environment).
+(the two kinds of execution environment), ``ports``
+(free and busy ports) and ``messages`` (requests, responses, the JSON error).
 """
 
-from flowers_serving.local.gateway import ROUTES, Gateway, build_proxy_event
-from flowers_serving.local.invoke import INVOKE_PATH, InvokeFront
-from flowers_serving.local.pool import INVOKE_PAYLOAD_LIMIT, FunctionPool
-from flowers_serving.local.pyruntime import PythonRuntime
-from flowers_serving.local.rie import RieRuntime, RieWorker, find_rie_binary, free_port, rie_platform_reason
-from flowers_serving.local.server import PortInUse
-from flowers_serving.local.stack import LocalStack
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowers_serving.local.gateway import ROUTES, Gateway, build_proxy_event
+    from flowers_serving.local.invoke import InvokeFront
+    from flowers_serving.local.pool import INVOKE_PAYLOAD_LIMIT, FunctionPool
+    from flowers_serving.local.ports import PortInUse, free_port
+    from flowers_serving.local.pyruntime import PythonRuntime
+    from flowers_serving.local.rie import INVOKE_PATH, RieRuntime, RieWorker, find_rie_binary, rie_platform_reason
+    from flowers_serving.local.stack import LocalStack
+
+# Imported on first use: the container recipe's test drives a bare RieWorker without the fronts' h11.
+_LAZY = {
+    "INVOKE_PATH": "rie",
+    "INVOKE_PAYLOAD_LIMIT": "pool",
+    "ROUTES": "gateway",
+    "FunctionPool": "pool",
+    "Gateway": "gateway",
+    "InvokeFront": "invoke",
+    "LocalStack": "stack",
+    "PortInUse": "ports",
+    "PythonRuntime": "pyruntime",
+    "RieRuntime": "rie",
+    "RieWorker": "rie",
+    "build_proxy_event": "gateway",
+    "find_rie_binary": "rie",
+    "free_port": "ports",
+    "rie_platform_reason": "rie",
+}
 
 __all__ = [
     "INVOKE_PATH",
@@ -37,3 +63,12 @@ __all__ = [
     "free_port",
     "rie_platform_reason",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flowers_serving.local' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"flowers_serving.local.{module}"), name)
+    globals()[name] = value
+    return value

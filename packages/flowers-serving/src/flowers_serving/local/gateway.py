@@ -26,8 +26,9 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from flowers_serving import web
+from flowers_serving.local.messages import Request, Response, json_error
 from flowers_serving.local.pool import INVOKE_PAYLOAD_LIMIT, Busy, FunctionPool, InvokeRefused
-from flowers_serving.local.server import HttpServer, Limits, Request, Response, json_error
+from flowers_serving.local.server import HttpServer, Limits
 
 __all__ = ["MAX_REQUEST_BYTES", "ROUTES", "Gateway", "Route", "build_proxy_event", "forward_to_function"]
 

@@ -15,12 +15,13 @@ import re
 import uuid
 from typing import Final
 
+from flowers_serving.local.messages import Request, Response, json_error
 from flowers_serving.local.pool import INVOKE_PAYLOAD_LIMIT, FunctionPool, InvokeRefused
-from flowers_serving.local.server import HttpServer, Limits, Request, Response, json_error
+from flowers_serving.local.rie import INVOKE_PATH
+from flowers_serving.local.server import HttpServer, Limits
 
 __all__ = ["INVOKE_PATH", "InvokeFront", "default_limits"]
 
-INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
 _INVOKE_RE: Final = re.compile(r"/2015-03-31/functions/[^/]+/invocations")
 #: How long an invoke may wait for a free execution environment before a 429.
 QUEUE_TIMEOUT_S: Final = 60.0

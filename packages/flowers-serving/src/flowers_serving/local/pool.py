@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from flowers_serving.local.server import Response, json_error
+from flowers_serving.local.messages import Response, json_error
 
 __all__ = [
     "INVOKE_PAYLOAD_LIMIT",

@@ -20,7 +20,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,9 +27,8 @@ from importlib import util
 from pathlib import Path
 from typing import Final
 
-from flowers_serving.local.invoke import INVOKE_PATH
 from flowers_serving.local.pool import Reply, RuntimeGone
-from flowers_serving.local.server import PortInUse, probe_owner
+from flowers_serving.local.ports import PortInUse, free_port, probe_owner
 
 __all__ = [
     "HANDLER",
@@ -44,6 +42,7 @@ __all__ = [
 ]
 
 HANDLER: Final = "flowers_serving.handler.lambda_handler"
+INVOKE_PATH: Final = "/2015-03-31/functions/function/invocations"
 ENV_RIE_BINARY: Final = "FLOWERS_RIE_BINARY"
 _ARCHES: Final = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -89,14 +88,6 @@ def find_rie_binary() -> Path:
         "`pip install aws-sam-cli` (it ships the binary), or run `nox -s serve` which fetches it; "
         "`--runtime python` runs the handler without it"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def answers_like_the_rie(port: int, timeout: float = 1.0) -> bool:

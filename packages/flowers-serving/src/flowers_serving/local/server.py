@@ -13,21 +13,22 @@ request then goes to an ``app`` callable, whole, on the connection's thread.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
 import selectors
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final
 
 import h11
+
+from flowers_serving.local.messages import Request, Response, json_error
+from flowers_serving.local.ports import HANDSHAKE_PATH, SERVICE, PortInUse, bind_listener, probe_owner
 
 __all__ = [
     "HANDSHAKE_PATH",
@@ -42,10 +43,6 @@ __all__ = [
 
 logger = logging.getLogger("flowers_serving.local.server")
 
-#: Every front answers ``GET`` here with who it is, so a port held by another
-#: ``flowers-serve`` can be told apart from a foreign program.
-HANDSHAKE_PATH: Final = "/.well-known/flowers-local"
-SERVICE: Final = "flowers-local"
 _DRAIN_BYTES: Final = 64 * 1024 * 1024
 _DRAIN_S: Final = 2.0
 
@@ -63,104 +60,6 @@ class Limits:
     send_timeout_s: float = 30.0  # a client that does not read its response
     max_header_bytes: int = 16 * 1024
     max_connections: int = 64
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    target: str  # path and query, as sent
-    headers: list[tuple[str, str]]  # names as sent, in order
-    body: bytes
-    client: tuple[str, int]
-
-    @property
-    def path(self) -> str:
-        return self.target.split("?", 1)[0]
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for k, v in reversed(self.headers) if k.lower() == name), None)
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    """The error shape the handler uses (and the SAM template's gateway responses)."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    return Response(status, body, {"Content-Type": "application/json", **(headers or {})})
-
-
-class PortInUse(OSError):
-    """The port is taken; ``option`` is the command-line option that changes it."""
-
-    def __init__(self, host: str, port: int, option: str, owner: str) -> None:
-        self.host, self.port, self.option, self.owner = host, port, option, owner
-        hint = f"choose another port with {option} PORT" if option else "choose another port"
-        self.message = f"port {port} on {host} is already in use {owner}; stop it or {hint}"
-        super().__init__(errno.EADDRINUSE, self.message)
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def probe_owner(host: str, port: int, timeout: float = 0.5) -> str | None:
-    """Who listens on ``host:port``: a description, or None when nothing accepts a connection.
-
-    Asks our handshake path: another ``flowers-serve`` says so (and its pid);
-    anything else, answering or not, is "another program". Bounded by ``timeout``
-    for the connection and again for the answer.
-    """
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError:
-        return None
-    with sock:
-        try:
-            sock.sendall(f"GET {HANDSHAKE_PATH} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            deadline = time.monotonic() + timeout
-            data = b""
-            while len(data) < 4096 and (remaining := deadline - time.monotonic()) > 0:
-                sock.settimeout(remaining)
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:
-            pass
-        else:
-            _head, _, body = data.partition(b"\r\n\r\n")
-            with contextlib.suppress(ValueError):
-                info = json.loads(body)
-                if isinstance(info, dict) and info.get("service") == SERVICE:
-                    return f"by another flowers-serve (pid {info.get('pid')})"
-    return "by another program"
-
-
-def _bind(host: str, port: int, option: str) -> socket.socket:
-    # Something already answering is busy whatever bind() would say: on macOS and
-    # Windows a socket may bind a specific address under another's wildcard listener.
-    if port and (owner := probe_owner(host, port)) is not None:
-        raise PortInUse(host, port, option, owner)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if sys.platform == "win32":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined,unused-ignore]
-        else:
-            # Rebinding right after a restart must not wait out TIME_WAIT; a live listener still refuses us.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES, getattr(errno, "WSAEADDRINUSE", -1)):
-            raise PortInUse(host, port, option, probe_owner(host, port) or "by another program") from None
-        raise
-    return sock
 
 
 class _Timeout(Exception):
@@ -190,7 +89,7 @@ class HttpServer:
         self._app = app
         self.name = name
         self.limits = limits
-        self._listener = _bind(host, port, option)
+        self._listener = bind_listener(host, port, option)
         self.host = host
         self.port: int = self._listener.getsockname()[1]
         self._slots = threading.BoundedSemaphore(limits.max_connections)
