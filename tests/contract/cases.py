@@ -67,10 +67,10 @@ CASES: list[Case] = [
     # Bad images.
     _image_case(HOSTILE / "not-an-image.jpg", 415, "unsupported_media_type"),
     _image_case(HOSTILE / "truncated.jpg", 422, "undecodable_image"),
-    _image_case(HOSTILE / "bomb.png", 422, "image_too_large"),
+    _image_case(HOSTILE / "bomb.png", 413, "image_too_large"),
     # Under the pixel cap, over the decode-memory budget (refused from the header).
-    _image_case(HOSTILE / "float32-6324x6324.tif", 422, "image_too_large"),
-    _image_case(HOSTILE / "rgb-1x39999999.png", 422, "image_too_large"),
+    _image_case(HOSTILE / "float32-6324x6324.tif", 413, "image_too_large"),
+    _image_case(HOSTILE / "rgb-1x39999999.png", 413, "image_too_large"),
     # 16-bit greyscale, converted without full-size float temporaries.
     _image_case(HOSTILE / "grey16-2000x1500.png", 200),
     # Malformed requests.

@@ -39,7 +39,7 @@ STATUS_OF_CODE = {
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "undecodable_image": 422,
-    "image_too_large": 422,
+    "image_too_large": 413,
     "not_a_flower": 422,
     "upstream_error": 502,
     "upstream_timeout": 504,

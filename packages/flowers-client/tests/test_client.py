@@ -201,7 +201,7 @@ def test_flower_score_out_of_range_is_not_a_valid_result() -> None:
         (413, error_body("payload_too_large"), PayloadTooLargeError),
         (415, error_body("unsupported_media_type"), UnsupportedMediaTypeError),
         (422, error_body("undecodable_image"), UnprocessableImageError),
-        (422, error_body("image_too_large"), UnprocessableImageError),
+        (413, error_body("image_too_large"), PayloadTooLargeError),
         (422, error_body("not_a_flower", flower_score=0.1, predictions=[]), NotAFlowerError),
         (429, {"message": "Too Many Requests"}, RateLimitError),
         (500, error_body("internal_error"), InternalServerError),
@@ -233,6 +233,7 @@ def test_gateway_error_statuses(status: int, body: dict[str, object], cls: type[
     [
         ("bad_request", BadRequestError, 400),
         ("payload_too_large", PayloadTooLargeError, 413),
+        ("image_too_large", PayloadTooLargeError, 413),
         ("unsupported_media_type", UnsupportedMediaTypeError, 415),
         ("undecodable_image", UnprocessableImageError, 422),
         ("not_a_flower", NotAFlowerError, 422),

@@ -11,9 +11,9 @@
         │   ├── BadRequestError                  400  malformed request, forbidden URL
         │   ├── AuthenticationError              401 / 403  missing or wrong API key
         │   ├── NotFoundError                    404 / 405  wrong endpoint path
-        │   ├── PayloadTooLargeError             413
+        │   ├── PayloadTooLargeError             413  payload or image over a size limit, decompression bomb
         │   ├── UnsupportedMediaTypeError        415  not an image type the service accepts
-        │   ├── UnprocessableImageError          422  undecodable image, decompression bomb
+        │   ├── UnprocessableImageError          422  undecodable image
         │   │   └── NotAFlowerError              422  not_a_flower: sent with reject=True
         │   ├── RateLimitError                   429  throttled by API Gateway
         │   └── InternalServerError              5xx  the service or API Gateway itself failed

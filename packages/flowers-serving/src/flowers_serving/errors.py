@@ -8,7 +8,7 @@
     ├── PayloadTooLarge          (413 payload_too_large)
     ├── UnsupportedMediaType     (415 unsupported_media_type)
     ├── UndecodableImage         (422 undecodable_image)
-    │   └── ImageTooLarge        (422 image_too_large: over the pixel cap or the decode-memory budget)
+    │   └── ImageTooLarge        (413 image_too_large: over the pixel cap or the decode-memory budget)
     ├── NotAFlower               (422 not_a_flower: asked with "reject", and the photo shows none of our species)
     ├── UpstreamError            (502 upstream_error)
     └── UpstreamTimeout          (504 upstream_timeout)
@@ -77,9 +77,14 @@ class UndecodableImage(ServingError):
 
 class ImageTooLarge(UndecodableImage):
     """Too many pixels, or too much memory, to decode safely (a decompression bomb, a huge scan, a tiny
-    file of huge 32-bit pixels); decided from the header, before decoding."""
+    file of huge 32-bit pixels); decided from the header, before decoding.
+
+    413, like an oversized payload: the request is refused for its size, and the same
+    image always gets the same answer (clients do not retry it). Still an
+    :class:`UndecodableImage` to Python code: we could not decode it."""
 
     code = "image_too_large"
+    status = 413
 
 
 class UpstreamError(ServingError):
