@@ -17,7 +17,20 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CLASSES", "HostileImage", "bmp_rle8", "gif", "png", "tiff"]
+__all__ = [
+    "CLASSES",
+    "HostileImage",
+    "bmp_rle8",
+    "exif_block",
+    "gif",
+    "gif_with_extension",
+    "jpeg_with_exif",
+    "png",
+    "png_chunk",
+    "png_with_chunks",
+    "tiff",
+    "tiff_with_tags",
+]
 
 _BLOCK = 1 << 20
 
@@ -268,6 +281,95 @@ def _pillow(mode: str, size: tuple[int, int], fmt: str, **params: object) -> Cal
     return make
 
 
+def _small_jpeg() -> bytes:
+    return _pillow("RGB", (64, 64), "JPEG")()
+
+
+def _insert(base: bytes, at: int, extra: bytes) -> bytes:
+    return base[:at] + extra + base[at:]
+
+
+def exif_block(entries: int = 1, *, rationals: int = 0) -> bytes:
+    """A little-endian EXIF block (``Exif\\0\\0`` + TIFF structure): ``entries`` tags in its first
+    directory, the first of them XResolution holding ``rationals`` values when asked."""
+    head = b"Exif\x00\x00II*\x00\x08\x00\x00\x00"
+    data_at = 8 + 2 + 12 * entries + 4
+    first = struct.pack("<HHII", 0x011A, 5, rationals, data_at) if rationals else struct.pack("<HHI4x", 0x0112, 3, 1)
+    rest = b"".join(struct.pack("<HHI4x", (1000 + i) % 65536, 7, 1) for i in range(entries - 1))
+    return head + struct.pack("<H", entries) + first + rest + b"\x00" * 4 + b"\x01\x00\x00\x00" * 2 * rationals
+
+
+def jpeg_with_exif(exif: bytes) -> bytes:
+    """A small JPEG carrying ``exif`` in as many 64 KB APP1 segments as it takes (Pillow joins them)."""
+    parts = [exif[:65000]] + [b"Exif\x00\x00" + exif[i : i + 65000] for i in range(65000, len(exif), 65000)]
+    segments = b"".join(b"\xff\xe1" + struct.pack(">H", len(part) + 2) + part for part in parts)
+    return _insert(_small_jpeg(), 2, segments)
+
+
+def png_with_chunks(chunks: bytes, *, after_image: bool = False) -> bytes:
+    """A 64x64 PNG with extra ``chunks`` (made with :func:`png_chunk`) before or after its image data."""
+    base = png(64, 64)
+    return _insert(base, len(base) - 12 if after_image else 33, chunks)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return _png_chunk(kind, data)
+
+
+def gif_with_extension(label: int, sub_blocks: list[bytes]) -> bytes:
+    """A 64x64 GIF with one extension block of the given sub-blocks before its image."""
+    base = gif(64, 64)
+    body = b"".join(bytes([len(b)]) + b for b in sub_blocks) + b"\x00"
+    return _insert(base, 13 + 768, bytes([0x21, label]) + body)
+
+
+def tiff_with_tags(extra: list[tuple[int, int, int]], data: bytes = b"") -> bytes:
+    """A 64x64 TIFF whose first directory also holds ``extra`` (tag, type, count) entries, each pointing
+    at ``data`` (appended to the file)."""
+    base = bytearray(tiff(64, 64))
+    (ifd_at,) = struct.unpack_from("<I", base, 4)
+    (count,) = struct.unpack_from("<H", base, ifd_at)
+    entries = [bytes(base[ifd_at + 2 + 12 * i : ifd_at + 14 + 12 * i]) for i in range(count)]
+    data_at = len(base)
+    base += data
+    entries += [struct.pack("<HHII", tag, kind, n, data_at) for tag, kind, n in extra]
+    entries.sort(key=lambda entry: struct.unpack_from("<H", entry)[0])
+    if len(base) % 2:
+        base += b"\x00"
+    struct.pack_into("<I", base, 4, len(base))
+    return bytes(base) + struct.pack("<H", len(entries)) + b"".join(entries) + b"\x00" * 4
+
+
+def _webp_with_exif(entries: int) -> Callable[[], bytes]:
+    def make() -> bytes:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64)).save(buf, format="WEBP", exif=exif_block(entries))
+        return buf.getvalue()
+
+    return make
+
+
+def _webp_frames(frames: int) -> Callable[[], bytes]:
+    def make() -> bytes:
+        from PIL import Image
+
+        images = [Image.new("RGB", (64, 64), (i % 256, 0, 0)) for i in range(frames)]
+        buf = io.BytesIO()
+        images[0].save(buf, format="WEBP", save_all=True, append_images=images[1:], quality=1)
+        return buf.getvalue()
+
+    return make
+
+
+def _jpeg_precision(bits: int) -> bytes:
+    """A baseline JPEG relabelled as extended-sequential (SOF1) of ``bits`` bits per sample."""
+    data = _small_jpeg()
+    at = data.find(b"\xff\xc0")
+    return data[:at] + b"\xff\xc1" + data[at + 2 : at + 4] + bytes([bits]) + data[at + 5 :]
+
+
 @dataclass(frozen=True)
 class HostileImage:
     name: str
@@ -321,7 +423,7 @@ CLASSES: list[HostileImage] = [
     HostileImage("palette-png-6324x6324", lambda: png(6324, 6324, color_type=3, transparency=True), None),
     HostileImage("bilevel-png-6324x6324", lambda: png(6324, 6324, bit_depth=1, color_type=0), None),
     HostileImage("apng-50-frames-3000x3000", lambda: png(3000, 3000, frames=50), None),
-    HostileImage("png-text-chunks-200mb", png_text_bomb, "undecodable_image"),
+    HostileImage("png-text-chunks-200mb", png_text_bomb, "image_too_large"),
     HostileImage("png-60000x60000", lambda: png(60_000, 60_000, rows=1), "image_too_large"),
     # GIF, BMP: palette images, one frame decoded of many.
     HostileImage("gif-6324x6324", lambda: gif(6324, 6324), None),
@@ -346,6 +448,68 @@ CLASSES: list[HostileImage] = [
         "webp-8000x5000", _pillow("RGBA", (8000, 5000), "WEBP", lossless=True, quality=0, method=0), "image_too_large"
     ),
     HostileImage("webp-3700x3700", _pillow("RGBA", (3700, 3700), "WEBP", lossless=True, quality=0, method=0), None),
+    # Metadata Pillow walks in Python, a segment, chunk, block or value at a time: refused before it does
+    # (each of these, at 10 MB, held the CPU for 20-65 s; the GIF also took 580 MB).
+    HostileImage(
+        "jpeg-5000-comment-markers", lambda: _insert(_small_jpeg(), 2, b"\xff\xfe\x00\x02" * 5000), "undecodable_image"
+    ),
+    HostileImage("jpeg-100k-fill-bytes", lambda: _insert(_small_jpeg(), 2, b"\xff" * 100_000), "undecodable_image"),
+    HostileImage("jpeg-50k-escaped-ff", lambda: _insert(_small_jpeg(), 2, b"\xff\x00" * 50_000), "undecodable_image"),
+    HostileImage("jpeg-exif-2000-entries", lambda: jpeg_with_exif(exif_block(2000)), "undecodable_image"),
+    HostileImage(
+        "jpeg-exif-100k-rationals", lambda: jpeg_with_exif(exif_block(2, rationals=100_000)), "undecodable_image"
+    ),
+    HostileImage("jpeg-exif-500-entries", lambda: jpeg_with_exif(exif_block(500)), None),
+    HostileImage("jpeg-12-bit", lambda: _jpeg_precision(12), "undecodable_image"),
+    HostileImage(
+        "png-5000-text-chunks",
+        lambda: png_with_chunks(b"".join(png_chunk(b"tEXt", b"k%d\x00" % i) for i in range(5000))),
+        "undecodable_image",
+    ),
+    HostileImage(
+        "png-5000-private-chunks-after-image",
+        lambda: png_with_chunks(png_chunk(b"prVt", b"") * 5000, after_image=True),
+        "undecodable_image",
+    ),
+    HostileImage(
+        "png-ztxt-inflating-to-1gb",
+        lambda: png_with_chunks(png_chunk(b"zTXt", b"k\x00\x00" + _zlib_zeros(1 << 30))),
+        "image_too_large",
+    ),
+    HostileImage(
+        "png-iccp-inflating-to-1gb",
+        lambda: png_with_chunks(png_chunk(b"iCCP", b"icc\x00\x00" + _zlib_zeros(1 << 30))),
+        "image_too_large",
+    ),
+    # An EXIF block too large to parse in time is ignored, like a broken one: the image is still classified.
+    HostileImage("png-exif-65535-entries", lambda: png_with_chunks(png_chunk(b"eXIf", exif_block(65535)[6:])), None),
+    HostileImage("webp-exif-65535-entries", _webp_with_exif(65535), None),
+    HostileImage("gif-comment-70k-sub-blocks", lambda: gif_with_extension(0xFE, [b"a"] * 70_000), "undecodable_image"),
+    HostileImage("gif-100k-junk-bytes", lambda: _insert(gif(64, 64), 13 + 768, b"\x00" * 100_000), "undecodable_image"),
+    HostileImage(
+        "tiff-2000-tags", lambda: tiff_with_tags([(0x8000 + i, 7, 1) for i in range(2000)]), "undecodable_image"
+    ),
+    HostileImage(
+        "tiff-100k-rationals",
+        lambda: tiff_with_tags([(282, 5, 100_000)], b"\x01\x00\x00\x00" * 200_000),
+        "undecodable_image",
+    ),
+    # Thousands of frames or pages: only the first is decoded.
+    HostileImage("apng-5000-frames", lambda: png(200, 200, frames=5000), None),
+    HostileImage("gif-3000-frames", lambda: gif(64, 64, frames=3000), None),
+    HostileImage("webp-3000-frames", _webp_frames(3000), None),
+    HostileImage("tiff-3000-pages", lambda: tiff(64, 64, pages=3000), None),
+    # Headers alone: a format we accept with nothing behind it, and a BMP claiming 3.6 gigapixels.
+    HostileImage("png-signature-only", lambda: b"\x89PNG\r\n\x1a\n", "undecodable_image"),
+    HostileImage(
+        "bmp-60000x60000-header",
+        lambda: (
+            b"BM"
+            + struct.pack("<IHHI", 54, 0, 0, 54)
+            + struct.pack("<IiiHHIIiiII", 40, 60000, 60000, 1, 32, 0, 0, 0, 0, 0, 0)
+        ),
+        "image_too_large",
+    ),
     # Formats outside the allow-list never reach a parser.
     HostileImage("ico", _pillow("RGB", (64, 64), "ICO"), "unsupported_media_type"),
     HostileImage("avif", _pillow("RGB", (64, 64), "AVIF"), "unsupported_media_type"),
@@ -359,5 +523,9 @@ CLASSES: list[HostileImage] = [
         "svg",
         lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="99999" height="99999"/>',
         "unsupported_media_type",
+    ),
+    HostileImage("pdf", _pillow("RGB", (64, 64), "PDF"), "unsupported_media_type"),
+    HostileImage(
+        "heic", lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(100), "unsupported_media_type"
     ),
 ]

@@ -3,15 +3,18 @@ from __future__ import annotations
 import io
 import struct
 import sys
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from conftest import FIXTURES
+from hostile import CLASSES, HostileImage, exif_block, jpeg_with_exif, png_chunk, png_with_chunks
 from PIL import Image
 
 from flowers_serving.errors import ImageTooLarge, UndecodableImage, UnsupportedMediaType
 from flowers_serving.imaging import decode_image, fit_square, load_image
+from flowers_serving.structure import check_structure, exif_is_bounded
 
 HOSTILE = FIXTURES / "hostile"
 SUNFLOWER = FIXTURES / "flowers" / "054-sunflower.jpg"
@@ -210,3 +213,53 @@ def test_refused_formats_are_named_and_never_parsed(fmt: str, name: str) -> None
         data = buf.getvalue()
     with pytest.raises(UnsupportedMediaType, match=name):
         load_image(data, 224)
+
+
+# --- Metadata Pillow would walk in Python, bounded before it does ---------------------------------------
+_STRUCTURE_CASES = [
+    case
+    for case in CLASSES
+    if case.name
+    in {
+        "jpeg-5000-comment-markers",
+        "jpeg-100k-fill-bytes",
+        "jpeg-50k-escaped-ff",
+        "jpeg-exif-2000-entries",
+        "jpeg-exif-100k-rationals",
+        "png-5000-text-chunks",
+        "png-5000-private-chunks-after-image",
+        "gif-comment-70k-sub-blocks",
+        "gif-100k-junk-bytes",
+        "tiff-2000-tags",
+        "tiff-100k-rationals",
+    }
+]
+
+
+def test_every_metadata_case_is_listed() -> None:
+    assert len(_STRUCTURE_CASES) == 11
+
+
+@pytest.mark.parametrize("case", _STRUCTURE_CASES, ids=str)
+def test_oversized_metadata_is_refused_before_pillow_parses_it(case: HostileImage) -> None:
+    data = case.make()
+    with pytest.raises(UndecodableImage, match="limit"):
+        check_structure(data)
+    with pytest.raises(UndecodableImage, match="limit"):
+        load_image(data, 224)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in FIXTURES.rglob("*") if p.suffix in {".jpg", ".png", ".gif", ".tif"}), ids=str
+)
+def test_real_images_pass_the_metadata_limits(path: Path) -> None:
+    check_structure(path.read_bytes())
+
+
+def test_an_exif_block_too_large_to_parse_is_ignored_like_a_broken_one() -> None:
+    assert exif_is_bounded(exif_block(1000))
+    assert not exif_is_bounded(exif_block(1025))
+    assert not exif_is_bounded(exif_block(2, rationals=70_000))
+    huge = png_with_chunks(png_chunk(b"eXIf", exif_block(65535)[6:]))
+    assert decode_image(huge).size == (64, 64)
+    assert decode_image(jpeg_with_exif(exif_block(500))).size == (64, 64)

@@ -46,6 +46,7 @@ from PIL import (
 
 from flowers_serving.errors import ImageTooLarge, ServingError, UndecodableImage, UnsupportedMediaType
 from flowers_serving.logs import capture_stderr
+from flowers_serving.structure import check_structure, exif_is_bounded
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -233,22 +234,48 @@ def _image_problems() -> Iterator[None]:
             )
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    check_structure(data)  # Pillow's own parsing, in Python, must stay short
     try:
         return Image.open(io.BytesIO(data), formats=_PARSERS)
     except UnidentifiedImageError as exc:
+        claimed = _claimed_format(data)
+        if claimed:  # the magic bytes of a format we accept, and a header its parser refused
+            raise UndecodableImage(f"cannot read the {claimed} header: the file is corrupt or truncated") from exc
         name = _sniff_format(data)
         if name:
             raise UnsupportedMediaType(
                 f"image format {name} is not accepted; send {', '.join(ACCEPTED_FORMATS)}"
             ) from exc
         raise UnsupportedMediaType("the data is not an image in a format we accept") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(str(exc)) from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours: from BMP and GIF headers
+        raise ImageTooLarge(f"the image header claims too many pixels; the limit is {max_pixels:,} pixels") from exc
     except MemoryError as exc:
         raise ImageTooLarge("the image header asks for more memory than the function has") from exc
+    except ValueError as exc:
+        if _is_text_bomb(exc):
+            raise ImageTooLarge(f"a compressed PNG text or ICC chunk inflates too far: {exc}") from exc
+        raise UndecodableImage(f"cannot read the image header: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # corrupt headers surface as OSError, ValueError, SyntaxError, struct.error...
         raise UndecodableImage(f"cannot read the image header: {type(exc).__name__}: {exc}") from exc
+
+
+def _is_text_bomb(exc: ValueError) -> bool:
+    """Pillow's refusal of a zTXt/iTXt/iCCP chunk past ``MAX_TEXT_CHUNK`` or ``MAX_TEXT_MEMORY`` (a
+    decompression bomb in the metadata); it raises a bare ValueError, so its words are all there is."""
+    text = str(exc)
+    return "MAX_TEXT_CHUNK" in text or "text chunks" in text
+
+
+def _claimed_format(data: bytes) -> str | None:
+    """The accepted format whose magic bytes ``data`` starts with, if any."""
+    Image.init()
+    for name in _PARSERS:
+        accept = Image.OPEN[name][1]
+        with contextlib.suppress(Exception):
+            if accept is not None and accept(data[:64]):
+                return name
+    return None
 
 
 def _sniff_format(data: bytes) -> str | None:
@@ -295,7 +322,7 @@ def _decode(
     data: bytes, *, max_pixels: int, max_decode_bytes: int, draft_size: int | None, square: bool = False
 ) -> Image.Image:
     with _image_problems():
-        img = _open(data)
+        img = _open(data, max_pixels)
         try:
             return _decode_opened(
                 img,
@@ -310,6 +337,8 @@ def _decode(
         except MemoryError as exc:  # an estimate was wrong: refuse, and keep serving
             raise ImageTooLarge("the image needs more memory to decode than the function has") from exc
         except Exception as exc:  # any decoder failure on untrusted bytes is a bad image, not our bug
+            if isinstance(exc, ValueError) and _is_text_bomb(exc):  # text chunks after the image data
+                raise ImageTooLarge(f"a compressed PNG text chunk inflates too far: {exc}") from exc
             raise UndecodableImage(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
 
 
@@ -358,6 +387,13 @@ _TRANSPOSE: Final[dict[int, Image.Transpose]] = {
 
 def _orientation(img: Image.Image) -> int:
     """The EXIF orientation (1-8), or 1 when absent or unreadable (broken EXIF is common)."""
+    exif = img.info.get("exif")
+    raw = img.info.get("Raw profile type exif")  # PNG text chunk, hex (ImageMagick); Pillow reads it too
+    if exif is None and isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            exif = bytes.fromhex("".join(raw.split("\n")[3:]))
+    if isinstance(exif, bytes) and not exif_is_bounded(exif):
+        return 1  # too large to parse in time: ignored, like a broken block
     try:
         value = img.getexif().get(0x0112, 1)
     except Exception:  # any parse failure of the EXIF block means "as stored"
