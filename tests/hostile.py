@@ -455,12 +455,11 @@ CLASSES: list[HostileImage] = [
     ),
     HostileImage("jpeg-100k-fill-bytes", lambda: _insert(_small_jpeg(), 2, b"\xff" * 100_000), "undecodable_image"),
     HostileImage("jpeg-50k-escaped-ff", lambda: _insert(_small_jpeg(), 2, b"\xff\x00" * 50_000), "undecodable_image"),
-    HostileImage("jpeg-exif-2000-entries", lambda: jpeg_with_exif(exif_block(2000)), "undecodable_image"),
-    HostileImage(
-        "jpeg-exif-100k-rationals", lambda: jpeg_with_exif(exif_block(2, rationals=100_000)), "undecodable_image"
-    ),
+    # An EXIF block too large to parse in time is ignored, like a broken one: the photo is still classified.
+    HostileImage("jpeg-exif-2000-entries", lambda: jpeg_with_exif(exif_block(2000)), None),
+    HostileImage("jpeg-exif-100k-rationals", lambda: jpeg_with_exif(exif_block(2, rationals=100_000)), None),
     HostileImage("jpeg-exif-500-entries", lambda: jpeg_with_exif(exif_block(500)), None),
-    HostileImage("jpeg-12-bit", lambda: _jpeg_precision(12), "undecodable_image"),
+    HostileImage("jpeg-12-bit", lambda: _jpeg_precision(12), "unsupported_media_type"),
     HostileImage(
         "png-5000-text-chunks",
         lambda: png_with_chunks(b"".join(png_chunk(b"tEXt", b"k%d\x00" % i) for i in range(5000))),
@@ -481,7 +480,6 @@ CLASSES: list[HostileImage] = [
         lambda: png_with_chunks(png_chunk(b"iCCP", b"icc\x00\x00" + _zlib_zeros(1 << 30))),
         "image_too_large",
     ),
-    # An EXIF block too large to parse in time is ignored, like a broken one: the image is still classified.
     HostileImage("png-exif-65535-entries", lambda: png_with_chunks(png_chunk(b"eXIf", exif_block(65535)[6:])), None),
     HostileImage("webp-exif-65535-entries", _webp_with_exif(65535), None),
     HostileImage("gif-comment-70k-sub-blocks", lambda: gif_with_extension(0xFE, [b"a"] * 70_000), "undecodable_image"),
@@ -499,8 +497,9 @@ CLASSES: list[HostileImage] = [
     HostileImage("gif-3000-frames", lambda: gif(64, 64, frames=3000), None),
     HostileImage("webp-3000-frames", _webp_frames(3000), None),
     HostileImage("tiff-3000-pages", lambda: tiff(64, 64, pages=3000), None),
-    # Headers alone: a format we accept with nothing behind it, and a BMP claiming 3.6 gigapixels.
-    HostileImage("png-signature-only", lambda: b"\x89PNG\r\n\x1a\n", "undecodable_image"),
+    # Headers alone: a format we accept with nothing behind it (415, as any variant we cannot read), and a
+    # BMP claiming 3.6 gigapixels.
+    HostileImage("png-signature-only", lambda: b"\x89PNG\r\n\x1a\n", "unsupported_media_type"),
     HostileImage(
         "bmp-60000x60000-header",
         lambda: (

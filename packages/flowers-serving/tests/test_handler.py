@@ -279,6 +279,19 @@ def test_deeply_nested_json_is_a_400() -> None:
         assert "nested" in json.loads(reply["body"])["error"]["message"]
 
 
+def test_a_json_body_that_repeats_a_key_is_a_400(flower_bytes: bytes) -> None:
+    # Which "image" wins differs between parsers (and between a proxy in front and us): refuse both.
+    good = base64.b64encode(flower_bytes).decode()
+    bodies = [
+        '{"image": "AAAA", "image": "' + good + '"}',
+        '{"url": "https://example.com/a.jpg", "top_k": 1, "top_k": 5}',
+    ]
+    for body in bodies:
+        reply = lambda_handler(rest_event(body), FakeContext())
+        assert reply["statusCode"] == 400, body[:40]
+        assert "repeats a key" in json.loads(reply["body"])["error"]["message"]
+
+
 def test_deeply_nested_direct_event_is_a_400() -> None:
     nested: object = "x"
     for _ in range(100_000):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Any
 
@@ -99,7 +100,8 @@ def test_if_none_match_gets_304() -> None:
 def test_unknown_web_paths_are_404_and_never_read_from_disk(path: str) -> None:
     reply = get(path)
     assert reply["statusCode"] == 404
-    assert reply["body"] == "not found"
+    assert reply["headers"]["Content-Type"] == "application/json"
+    assert json.loads(reply["body"])["error"]["code"] == "bad_request"
 
 
 def test_stage_root_without_its_slash_is_redirected() -> None:

@@ -145,13 +145,21 @@ def _string_map(value: object, name: str) -> dict[str, str]:
 
 def _loads(raw: bytes | str) -> object:
     try:
-        payload = json.loads(raw)
+        payload = json.loads(raw, object_pairs_hook=_unique_keys)
     except RecursionError as exc:
         raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     _check_depth(payload, "the JSON body")
     return payload
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object that names a key twice is refused: parsers disagree on which one wins."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise BadRequest("the JSON body repeats a key in one object")
+    return obj
 
 
 def _check_depth(value: object, what: str) -> None:

@@ -220,7 +220,8 @@ def _check_url(url: str, *, allow_loopback: bool = False) -> None:
     if ip is not None:
         reason = forbidden_reason(ip, allow_loopback=allow_loopback)
         if reason is not None:
-            raise ForbiddenURL(f"the URL points at {ip}, a {reason} address; we do not fetch from it")
+            article = "an" if reason[0] in "aeiouAEIOU" else "a"
+            raise ForbiddenURL(f"the URL points at {ip}, {article} {reason} address; we do not fetch from it")
 
 
 def _check_content_type(value: str | None) -> None:

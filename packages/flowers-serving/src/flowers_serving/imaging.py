@@ -235,13 +235,16 @@ def _image_problems() -> Iterator[None]:
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
-    check_structure(data)  # Pillow's own parsing, in Python, must stay short
+    parsed = check_structure(data)  # Pillow's own parsing, in Python, must stay short
     try:
-        return Image.open(io.BytesIO(data), formats=_PARSERS)
+        return Image.open(io.BytesIO(parsed), formats=_PARSERS)
     except UnidentifiedImageError as exc:
         claimed = _claimed_format(data)
         if claimed:  # the magic bytes of a format we accept, and a header its parser refused
-            raise UndecodableImage(f"cannot read the {claimed} header: the file is corrupt or truncated") from exc
+            raise UnsupportedMediaType(
+                f"this {claimed} file is of a kind we cannot decode (e.g. a 64-bit or 12-bit variant), or its "
+                "header is cut short"
+            ) from exc
         name = _sniff_format(data)
         if name:
             raise UnsupportedMediaType(

@@ -8,14 +8,17 @@ sub-blocks, or a TIFF / EXIF tag holding a million rationals each cost tens
 of seconds of CPU (and up to 580 MB for the GIF) while the image itself is a
 few pixels. :func:`check_structure` walks the same structure with
 ``bytes.find`` and ``struct`` (milliseconds for any 10 MB file) and refuses,
-as undecodable, a file with more of it than any real photo has.
-:func:`exif_is_bounded` applies the same rule to an EXIF block read later.
+as undecodable, a file with more of it than any real photo has. An EXIF
+block over the limits is not a reason to refuse a photo: it is hidden from
+Pillow (JPEG) or skipped (:func:`exif_is_bounded`, for the other formats),
+as a broken one would be, and the photo is classified as stored.
 """
 
 from __future__ import annotations
 
 import re
 import struct
+import warnings
 from typing import Final
 
 from flowers_serving.errors import UndecodableImage
@@ -53,11 +56,14 @@ _IFD_TABLE_TAGS: Final = frozenset({273, 279, 324, 325})
 _GIF_BLOCK_START: Final = re.compile(rb"[!,;]")
 
 
-def check_structure(data: bytes) -> None:
-    """Raise :class:`UndecodableImage` if ``data``'s container holds more metadata than Pillow should walk."""
+def check_structure(data: bytes) -> bytes:
+    """The bytes to hand Pillow: ``data``, or a copy with an oversized JPEG EXIF block hidden (a warning says so).
+
+    Raises :class:`UndecodableImage` if the container holds more metadata than Pillow should walk.
+    """
     if data.startswith(b"\xff\xd8"):
-        _check_jpeg(data)
-    elif data.startswith(_PNG_SIGNATURE):
+        return _check_jpeg(data)
+    if data.startswith(_PNG_SIGNATURE):
         _check_png(data)
     elif data.startswith((b"GIF87a", b"GIF89a")):
         _check_gif(data)
@@ -65,6 +71,7 @@ def check_structure(data: bytes) -> None:
         problem = _ifd_problem(data)
         if problem:
             raise UndecodableImage(f"the TIFF's first directory {problem}")
+    return data
 
 
 def exif_is_bounded(exif: bytes) -> bool:
@@ -83,11 +90,12 @@ def _too_many(what: str, limit: int) -> UndecodableImage:
     return UndecodableImage(f"the image has more than {limit:,} {what}; the limit is {limit:,}")
 
 
-def _check_jpeg(data: bytes) -> None:
+def _check_jpeg(data: bytes) -> bytes:
     # Mirrors JpegImageFile._open: markers up to the first scan (SOS); what follows is libjpeg's.
     pos, size = 2, len(data)
     segments = junk = 0
     exif: list[bytes] = []
+    exif_at: list[int] = []
     while pos + 1 < size:
         if data[pos] != 0xFF:  # junk: Pillow reads it one byte at a time
             found = data.find(b"\xff", pos)
@@ -113,13 +121,20 @@ def _check_jpeg(data: bytes) -> None:
                 body = data[pos + 4 : pos + 2 + length]
                 if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
                     exif.append(body if not exif else body[6:])  # Pillow joins every EXIF segment
+                    exif_at.append(pos + 4)
                 pos += 2 + max(length, 2)
         if junk > MAX_JUNK_BYTES:
             raise _too_many("bytes of padding or junk between JPEG markers", MAX_JUNK_BYTES)
-    # Pillow reads the EXIF block while opening a JPEG (for its resolution).
+    # Pillow reads the EXIF block while opening a JPEG (for its resolution): rename the segments it
+    # would read ("Exif\0\0" -> "Exif\0X") and they become opaque application data.
     problem = _exif_problem(b"".join(exif))
-    if problem:
-        raise UndecodableImage(f"the JPEG's EXIF block {problem}")
+    if not problem:
+        return data
+    warnings.warn(f"EXIF block ignored: it {problem}", stacklevel=2)
+    hidden = bytearray(data)
+    for at in exif_at:
+        hidden[at + 5] = ord("X")
+    return bytes(hidden)
 
 
 def _check_png(data: bytes) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -104,7 +105,10 @@ def respond(event: Any) -> dict[str, Any] | None:
         return redirect
     found = _site().get(path)
     if found is None:
-        return _reply(404, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": _CACHE_ASSET}, b"not found")
+        # The API's error shape, like every other refusal (and no request text echoed back into a page).
+        error = {"error": {"code": "bad_request", "message": "no such file of the web page"}}
+        headers = {"Content-Type": "application/json", "Cache-Control": _CACHE_ASSET}
+        return _reply(404, headers, json.dumps(error).encode())
     headers = {"Content-Type": found.content_type, "ETag": found.etag, "Cache-Control": _cache_control(event, found)}
     if found.etag in _header(event, "if-none-match").replace(" ", "").split(","):
         return _reply(304, headers, b"")
