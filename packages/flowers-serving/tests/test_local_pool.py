@@ -240,12 +240,23 @@ def test_python_runtime_serves_concurrent_invokes(python_front: InvokeFront, flo
 
 
 def test_python_runtime_mimics_the_rie_on_bad_input(python_front: InvokeFront) -> None:
-    reply = requests.post(python_front.url, data=b"not json", timeout=PATIENCE_S)
-    assert reply.status_code == 200
-    assert reply.headers["X-Amz-Function-Error"] == "Unhandled"
-    assert reply.json()["errorType"] == "Runtime.UnmarshalError"
+    reply = python_front._pool.invoke(b"not json", wait_s=PATIENCE_S)  # past the front, which refuses it
+    assert reply.status == 200
+    assert json.loads(reply.body)["errorType"] == "Runtime.UnmarshalError"
     handled = requests.post(python_front.url, json={"image": "%%%"}, timeout=PATIENCE_S)
     assert handled.json()["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b"", b"\xff\xfe{}", b'{"top_k": NaN}', b"[" * 100_000 + b"]" * 100_000, b"9" * 5000],
+    ids=["text", "empty", "not-utf8", "nan", "deep", "huge-int"],
+)
+def test_a_payload_that_is_not_json_is_a_400_as_lambda_answers_it(python_front: InvokeFront, payload: bytes) -> None:
+    reply = requests.post(python_front.url, data=payload, timeout=PATIENCE_S)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "bad_request"
+    assert "not valid JSON" in reply.json()["error"]["message"]
 
 
 def test_python_runtime_killed_is_restarted(python_front: InvokeFront) -> None:

@@ -118,6 +118,17 @@ def test_a_malformed_content_length_is_400_and_never_reaches_the_app(
     assert app.requests == []
 
 
+def test_head_gets_the_headers_of_the_reply_and_no_body(server: HttpServer, app: Recorder) -> None:
+    raw = b"HEAD /x HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE_S) as sock:
+        sock.sendall(raw)
+        data = read_until_closed(sock)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert rest.startswith(b"HTTP/1.1 200")  # no body after the HEAD reply; the next request is answered
+    assert [r.method for r in app.requests] == ["HEAD", "GET"]
+
+
 def test_identical_duplicate_content_lengths_are_one(server: HttpServer, app: Recorder) -> None:
     status, _, _ = exchange(server, post(["5", "5"], b"hello"))
     assert status == 200

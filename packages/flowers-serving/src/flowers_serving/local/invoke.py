@@ -3,8 +3,11 @@ on :8080, as ``docker run -p 8080:8080`` of the image), answered by us and run o
 
 Users never reach an RIE directly: here concurrent invokes queue for a free
 execution environment instead of crashing the emulator, a payload over
-Lambda's 6 MB limit gets 413 instead of being truncated, and a runtime that
-dies costs one clear 502 instead of a dead port. Replies are the function's
+Lambda's 6 MB limit gets 413 instead of being truncated, a payload that is
+not JSON gets 400 (Lambda's Invoke API refuses it with
+``InvalidRequestContentException`` before any function runs; the RIE would
+hand it to the runtime, which fails with an ``errorType`` reply that is not
+our error shape), and a runtime that dies costs one clear 502 instead of a dead port. Replies are the function's
 own bytes with HTTP 200, as from the RIE and Lambda's Invoke API.
 """
 
@@ -78,6 +81,9 @@ class InvokeFront:
             return json_error(404, "bad_request", f"{request.path} is not a route; invoke with POST {INVOKE_PATH}")
         if request.method != "POST":
             return json_error(405, "bad_request", f"invoke with POST, not {request.method}", {"Allow": "POST"})
+        problem = _not_json(request.body)
+        if problem:
+            return json_error(400, "bad_request", f"the invoke payload is not valid JSON: {problem}")
         try:
             reply = self._pool.invoke(request.body, wait_s=self._queue_timeout_s)
         except InvokeRefused as refused:
@@ -92,3 +98,18 @@ class InvokeFront:
             if isinstance(body, dict) and "errorType" in body:
                 headers["X-Amz-Function-Error"] = "Unhandled"  # what Lambda's Invoke API adds
         return Response(reply.status, reply.body, headers)
+
+
+def _not_json(payload: bytes) -> str | None:
+    """Why ``payload`` is not one JSON value (NaN and Infinity are not JSON), or None if it is."""
+
+    def no_constant(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        json.loads(payload, parse_constant=no_constant)
+    except RecursionError:
+        return "nested too deeply"
+    except ValueError as exc:  # UnicodeDecodeError included
+        return str(exc)[:200]
+    return None

@@ -157,7 +157,7 @@ class HttpServer:
                     linger = False
                     return
                 response = self._respond(request)
-                self._send(sock, conn, response, close=False)
+                self._send(sock, conn, response, close=False, head_only=request.method == "HEAD")
                 if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                     conn.start_next_cycle()
                 else:
@@ -266,7 +266,9 @@ class HttpServer:
         size = f"{declared:,} bytes" if declared is not None else f"over {self.limits.max_body:,} bytes"
         return json_error(413, "payload_too_large", f"the request body is {size}; {self.limits.body_limit_note}")
 
-    def _send(self, sock: socket.socket, conn: h11.Connection, response: Response, *, close: bool) -> None:
+    def _send(
+        self, sock: socket.socket, conn: h11.Connection, response: Response, *, close: bool, head_only: bool = False
+    ) -> None:
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         headers = {"Content-Type": "application/json", **response.headers, "Server": f"{SERVICE}-{self.name}"}
@@ -282,7 +284,8 @@ class HttpServer:
         except ValueError:
             reason = b""
         data = conn.send(h11.Response(status_code=response.status, headers=pairs, reason=reason)) or b""
-        data += conn.send(h11.Data(data=response.body)) or b""
+        if not head_only:  # a reply to HEAD has the headers of the full reply and no body (h11 refuses one)
+            data += conn.send(h11.Data(data=response.body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
         sock.settimeout(self.limits.send_timeout_s)
         sock.sendall(data)
