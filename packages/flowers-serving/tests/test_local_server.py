@@ -242,7 +242,7 @@ def test_requests_on_a_kept_alive_connection(server: HttpServer, app: Recorder) 
     assert [r.body for r in app.requests] == [b"one", b"three"]
 
 
-def test_connections_over_the_cap_get_503(server: HttpServer, app: Recorder) -> None:
+def test_connections_over_the_cap_get_429(server: HttpServer, app: Recorder) -> None:
     app.release.clear()  # hold every request in the app
     held = []
     try:
@@ -253,8 +253,9 @@ def test_connections_over_the_cap_get_503(server: HttpServer, app: Recorder) -> 
         deadline = time.monotonic() + PATIENCE_S
         while len(app.requests) < LIMITS.max_connections and time.monotonic() < deadline:
             time.sleep(0.01)
-        status, headers, _ = exchange(server, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert status == 503
+        status, headers, body = exchange(server, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert status == 429
+        assert error_code(body) == "rate_limited"
         assert headers["retry-after"] == "1"
     finally:
         app.release.set()

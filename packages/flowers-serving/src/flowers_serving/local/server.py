@@ -341,11 +341,12 @@ def _recv(sock: socket.socket, deadline: float) -> bytes:
 
 
 def _busy_bytes() -> bytes:
+    # What API Gateway answers a client over its limits: 429 rate_limited (the contract's code for it), with a hint.
     body = json.dumps(
-        {"error": {"code": "internal_error", "message": "too many open connections to the local front; retry"}}
+        {"error": {"code": "rate_limited", "message": "too many open connections to the local front; retry"}}
     ).encode()
     head = (
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body
