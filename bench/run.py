@@ -325,6 +325,7 @@ def bench_hostile_memory() -> dict[str, Any]:
                     "answer": line["code"] or "ok",
                     "expected": case.code or "ok",
                     "peak_rss_mb": line["peak_rss_mb"],
+                    "request_s": line.get("seconds"),
                     "baseline_rss_mb": summary["baseline_rss_mb"],
                     "seconds": round(time.perf_counter() - started, 1),
                 }
@@ -606,15 +607,19 @@ def write_report(results: dict[str, Any], command: str) -> None:
             "## Memory per hostile input",
             "",
             "Peak RSS of the handler process (model loaded, each class in a fresh process, the kernel's VmHWM "
-            "reset just before the request) for small files that decode to huge arrays "
-            "(`tests/hostile.py`; they are also the serving tests' 512 MB check).",
+            "reset just before the request) for small files that decode to huge arrays or carry metadata Pillow would "
+            "walk for seconds (`tests/hostile.py`; they are also the serving tests' 512 MB check), and the time of "
+            "the handler call alone (on a shared 2-core machine).",
             "",
-            "| class | file | answer | peak RSS |",
-            "| --- | ---: | --- | ---: |",
+            "| class | file | answer | peak RSS | request time |",
+            "| --- | ---: | --- | ---: | ---: |",
         ]
         for r in mem["rows"]:
             flag = "" if r["answer"] == r["expected"] else f" (expected {r['expected']})"
-            lines.append(f"| {r['class']} | {r['file_bytes']:,} B | {r['answer']}{flag} | {r['peak_rss_mb']:.0f} MB |")
+            took = f"{r['request_s']:.2f} s" if r.get("request_s") is not None else "–"
+            lines.append(
+                f"| {r['class']} | {r['file_bytes']:,} B | {r['answer']}{flag} | {r['peak_rss_mb']:.0f} MB | {took} |"
+            )
         lines += [
             "",
             f"Highest peak: **{mem['max_peak_rss_mb']:.0f} MB**; the smallest Lambda memory size that holds it with "

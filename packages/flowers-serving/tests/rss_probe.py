@@ -6,7 +6,7 @@ invoke, one after the other in this one process, as a warm function would
 see them. Before each request the kernel's peak-RSS mark (VmHWM) is reset to
 the current RSS through ``/proc/self/clear_refs``, so each figure is that
 request's own peak, model and runtime included. One JSON line per file goes to
-stdout: ``{"file", "status", "code", "peak_rss_mb"}``; the last line is
+stdout: ``{"file", "status", "code", "peak_rss_mb", "seconds"}`` (the request's own time); the last line is
 ``{"baseline_rss_mb", "max_rss_mb"}`` (``getrusage``'s peak over the whole run).
 The handler's own log lines go to stderr.
 """
@@ -18,6 +18,7 @@ import contextlib
 import json
 import resource
 import sys
+import time
 from pathlib import Path
 
 
@@ -37,7 +38,9 @@ def main(paths: list[str]) -> None:
         for path in paths:
             event = {"image": base64.b64encode(Path(path).read_bytes()).decode()}
             Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+            started = time.perf_counter()
             body = lambda_handler(event, None)
+            seconds = time.perf_counter() - started
             peak = _status_kb("VmHWM")
             del event
             error = body.get("error") or {}
@@ -46,6 +49,7 @@ def main(paths: list[str]) -> None:
                 "status": "error" if error else "ok",
                 "code": error.get("code"),
                 "peak_rss_mb": round(peak / 1024, 1),
+                "seconds": round(seconds, 3),
             }
             print(json.dumps(line), file=out, flush=True)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
