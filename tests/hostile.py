@@ -199,9 +199,10 @@ def tiff(
     return buf.getvalue()
 
 
-def bmp_rle8(width: int, height: int) -> bytes:
-    """An RLE8 BMP: runs of 255 zero pixels, two bytes each."""
-    line = b"\xff\x00" * (width // 255) + (bytes([width % 255, 0]) if width % 255 else b"") + b"\x00\x00"
+def bmp_rle8(width: int, height: int, *, line: bytes | None = None) -> bytes:
+    """An RLE8 BMP: runs of 255 zero pixels, two bytes each (or ``line`` for every row)."""
+    if line is None:
+        line = b"\xff\x00" * (width // 255) + (bytes([width % 255, 0]) if width % 255 else b"") + b"\x00\x00"
     pixels = line * height + b"\x00\x01"
     palette = b"\x00\x00\x00\x00" * 256
     header_size = 14 + 40 + len(palette)
@@ -429,7 +430,12 @@ CLASSES: list[HostileImage] = [
     HostileImage("gif-6324x6324", lambda: gif(6324, 6324), None),
     HostileImage("gif-65535x610", lambda: gif(65535, 610), None),
     HostileImage("gif-30-frames-2000x2000", lambda: gif(2000, 2000, frames=30), None),
-    HostileImage("bmp-rle8-6324x6324", lambda: bmp_rle8(6324, 6324), None),
+    # RLE BMPs: Pillow decodes them in Python, a pixel at a time (a 4 KB one can pad 36 million pixels one
+    # by one); refused outright.
+    HostileImage("bmp-rle8-6324x6324", lambda: bmp_rle8(6324, 6324), "unsupported_media_type"),
+    HostileImage(
+        "bmp-rle8-end-of-line-padding", lambda: bmp_rle8(6000, 6000, line=b"\x01\x00\x00\x00"), "unsupported_media_type"
+    ),
     # JPEG: progressive files keep every coefficient of the full-size image.
     HostileImage("jpeg-6324x6324", _pillow("RGB", (6324, 6324), "JPEG", quality=5), None),
     HostileImage("jpeg-progressive-6324x6324", _pillow("RGB", (6324, 6324), "JPEG", quality=5, progressive=True), None),

@@ -267,3 +267,16 @@ def test_an_exif_block_too_large_to_parse_is_ignored_like_a_broken_one() -> None
             hidden = check_structure(jpeg_with_exif(exif))
         assert b"Exif\x00\x00" not in hidden
         assert decode_image(jpeg_with_exif(exif)).size == (64, 64)
+
+
+@pytest.mark.parametrize("line", [None, b"\x01\x00\x00\x00"], ids=["runs-of-255", "end-of-line-padding"])
+def test_rle_bmps_are_refused_before_pillow_expands_them(line: bytes | None) -> None:
+    from hostile import bmp_rle8
+
+    data = bmp_rle8(2000, 2000, line=line)
+    with pytest.raises(UnsupportedMediaType, match="RLE"):
+        load_image(data, 224)
+    # An uncompressed BMP still decodes.
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(buf, format="BMP")
+    assert decode_image(buf.getvalue()).getpixel((0, 0)) == (200, 10, 10)
