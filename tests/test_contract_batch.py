@@ -60,7 +60,7 @@ def check_batch(cases: list[Case], status: int, body: dict[str, Any]) -> None:
     _validate("batch_reply", body)
     results = body["results"]
     assert len(results) == len(cases)
-    for case, entry in zip(cases, results):
+    for case, entry in zip(cases, results, strict=True):
         check(case, entry["status"], entry)
         if case.code is None:
             assert len(entry["predictions"]) == 5
@@ -69,7 +69,8 @@ def check_batch(cases: list[Case], status: int, body: dict[str, Any]) -> None:
 def test_the_batches_cover_the_cases() -> None:
     assert sum(map(len, BATCHES)) == len(ITEM_CASES)
     assert all(1 <= len(b) <= MAX_ITEMS for b in BATCHES)
-    assert any(c.code is None for c in ITEM_CASES) and any(c.code for c in ITEM_CASES)
+    assert any(c.code is None for c in ITEM_CASES)
+    assert any(c.code for c in ITEM_CASES)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +209,7 @@ def _client_cases(upstream: Any) -> tuple[list[Case], list[Any]]:
 
 def _check_items(cases: list[Case], items: list[flowers_client.BatchItem]) -> None:
     assert [item.index for item in items] == list(range(len(cases)))
-    for case, item in zip(cases, items):
+    for case, item in zip(cases, items, strict=True):
         if case.code is None:
             assert item.ok, (case, item.error)
             assert len(item.result.predictions) == 5

@@ -72,7 +72,7 @@ def batches(paths: list[str], size: int) -> None:
             peak = _status_kb("VmHWM")
             del event
             results = body.get("results") or [body] * len(group)  # a refused batch: its error for every file
-            for path, result in zip(group, results):
+            for path, result in zip(group, results, strict=False):
                 error = result.get("error") or {}
                 line = {"file": Path(path).name, "code": error.get("code"), "peak_rss_mb": round(peak / 1024, 1)}
                 print(json.dumps(line), file=out, flush=True)

@@ -143,7 +143,12 @@ def test_a_mixed_batch_answers_every_item_in_order() -> None:
     assert len(results) == len(items)
     assert [r["status"] for r in results] == [200, 400, 422, 415, 400, 400, 200]
     codes = [r.get("error", {}).get("code") for r in results]
-    assert codes == [None, "bad_request", "undecodable_image", "unsupported_media_type", "forbidden_url"] + [
+    assert codes == [
+        None,
+        "bad_request",
+        "undecodable_image",
+        "unsupported_media_type",
+        "forbidden_url",
         "forbidden_url",
         None,
     ]
@@ -337,4 +342,3 @@ def test_sixteen_heavy_images_in_one_batch_fit_in_512_mb(tmp_path: Path) -> None
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["code"] for line in lines] == [None] * len(heavy), lines
     assert max(line["peak_rss_mb"] for line in lines) <= 512, lines
-

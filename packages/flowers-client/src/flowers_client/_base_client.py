@@ -410,7 +410,7 @@ class BaseClient:
                 response=raw,
             )
         items: list[BatchItem] = []
-        for (index, image), entry in zip(batch.entries, results):
+        for (index, image), entry in zip(batch.entries, results, strict=True):
             read = BatchEntry.read(entry, request_id, raw)
             outcome: ClassifyResult | FlowersError
             if isinstance(read, FlowersError):

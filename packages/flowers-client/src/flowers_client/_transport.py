@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from flowers_client._config import API_GATEWAY_MAX_PAYLOAD, LAMBDA_MAX_PAYLOAD
 from flowers_client._exceptions import (
+    APIError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -285,7 +286,7 @@ class BatchEntry:
     """Reading one entry of a batch reply: a result dict, or the error a single request would have raised."""
 
     @staticmethod
-    def read(entry: object, request_id: str | None, raw: RawResponse) -> dict[str, Any] | APIStatusError:
+    def read(entry: object, request_id: str | None, raw: RawResponse) -> dict[str, Any] | APIError:
         if not isinstance(entry, dict):
             return ResponseValidationError(
                 "an entry of the batch reply is not an object", request_id=request_id, body=entry, response=raw
