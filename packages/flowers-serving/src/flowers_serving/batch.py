@@ -80,7 +80,7 @@ def run_batch(
     queued = deque(i for i, item in enumerate(items) if item.url is not None)
     if not queued:
         for i in inline:
-            outcomes[i] = _outcome(lambda i=i: decode(_text(items[i].image_base64)), answer)
+            outcomes[i] = _outcome(_inline(decode, items[i]), answer)
         return _all(outcomes)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="flowers-batch-fetch") as pool:
@@ -97,7 +97,7 @@ def run_batch(
             if not finished and inline:
                 # Classify inline images while the downloads run.
                 i = inline.popleft()
-                outcomes[i] = _outcome(lambda i=i: decode(_text(items[i].image_base64)), answer)
+                outcomes[i] = _outcome(_inline(decode, items[i]), answer)
                 continue
             if not finished:
                 done, _ = wait(downloads, return_when=FIRST_COMPLETED)
@@ -122,6 +122,10 @@ def _timed_fetch(fetch: Fetch, url: str, ends_at: float) -> tuple[bytes | Servin
     except ServingError as exc:
         image = exc
     return image, (time.perf_counter() - started) * 1000
+
+
+def _inline(decode: Decode, item: BatchItem) -> Callable[[], bytes]:
+    return lambda: decode(_text(item.image_base64))
 
 
 def _downloaded(future: Future[tuple[bytes | ServingError, float]]) -> Callable[[], bytes]:

@@ -49,6 +49,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     status = 500
     code: str | None = None
     items: list[ItemOutcome] = []
+    body: dict[str, Any]
     try:
         request = parse_event(event, max_image_bytes=MAX_IMAGE_BYTES)
         if request.kind == "batch":
