@@ -67,7 +67,7 @@ def check_batch(cases: list[Case], status: int, body: dict[str, Any]) -> None:
 
 
 def test_the_batches_cover_the_cases() -> None:
-    assert sum(map(len, BATCHES)) == len(ITEM_CASES)
+    assert {c.name for batch in BATCHES for c in batch} == {c.name for c in ITEM_CASES}
     assert all(1 <= len(b) <= MAX_ITEMS for b in BATCHES)
     assert any(c.code is None for c in ITEM_CASES)
     assert any(c.code for c in ITEM_CASES)
@@ -263,3 +263,19 @@ def test_client_sends_one_image_per_invoke_to_the_rie(stack: Any, upstream: Any)
     _check_items(cases, items)
     assert len(sent) == len(inputs)
     assert all("images" not in json.loads(payload) for payload in sent)
+
+
+@pytest.mark.parametrize("transport", ["gateway", "rie"])
+def test_cli_batch_size(transport: str, stack: Any, upstream: Any) -> None:
+    """`flowers classify --batch-size 16`: lines in input order, failed items on their own lines (exit 3)."""
+    from test_contract_client import endpoint_of, flowers
+
+    inputs = [str(p) for p in FLOWERS * 5] + [upstream.url("/missing"), upstream.url("/flower.jpg")]
+    process = flowers("classify", *inputs, "--endpoint", endpoint_of(stack, transport), "--json", "--batch-size", "16")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 3, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["input"] for line in lines] == inputs
+    assert [line["ok"] for line in lines] == [True] * 20 + [False, True]
+    assert lines[20]["error"]["code"] == "upstream_error"
+    assert "Traceback" not in err
