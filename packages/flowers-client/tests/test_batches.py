@@ -252,3 +252,30 @@ def test_cli_batch_size_is_1_to_16(value: str, capsys: pytest.CaptureFixture[str
         main(["classify", "https://example.com/a.jpg", "--batch-size", value])
     assert exited.value.code == 2
     assert "--batch-size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("transport", ["gateway", "rie"])
+def test_cli_batch_size_through_the_stand_in_service(
+    transport: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fake_service import FakeService
+
+    paths = []
+    for i, text in enumerate(["a rose", "code=undecodable_image", "a tulip", "a daisy", "a lily"]):
+        path = tmp_path / f"{i}.jpg"
+        path.write_text(text)
+        paths.append(str(path))
+    with FakeService() as service:
+        endpoint = service.url if transport == "gateway" else service.rie_url
+        code = main(["classify", *paths, "--endpoint", endpoint, "--json", "--batch-size", "2"])
+        bodies = [r["body"] for r in service.requests]
+    assert code == 3  # some inputs failed
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["input"] for line in lines] == paths
+    assert [line["ok"] for line in lines] == [True, False, True, True, True]
+    assert lines[1]["error"]["code"] == "undecodable_image"
+    if transport == "gateway":
+        assert sorted(len(body["images"]) for body in bodies) == [1, 2, 2]  # sent concurrently
+    else:
+        assert len(bodies) == 5
+        assert service.rie_overlaps == 0
