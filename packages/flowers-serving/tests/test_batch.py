@@ -65,7 +65,7 @@ def test_items_answer_in_input_order_and_fail_alone() -> None:
             raise UpstreamTimeout("too slow")
         return url.encode()
 
-    outcomes = run_batch(items, answer=_answer, fetch=fetch, decode=str.encode, fetch_seconds=5)
+    outcomes = run_batch(items, answer=_answer, fetch=fetch, decode=str.encode, fetch_seconds=5, time_budget=30)
     assert [o.status for o in outcomes] == [200, 200, 422, 504, 500, 200]
     assert [o.code for o in outcomes] == [None, None, "undecodable_image", "upstream_timeout", "internal_error", None]
     assert outcomes[1].body["predictions"][0]["label"] == "http://x/1"
@@ -89,7 +89,9 @@ def test_every_download_ends_by_the_batchs_one_deadline() -> None:
 
     started = time.monotonic()
     items = tuple(BatchItem(url=f"http://x/{i}") for i in range(MAX_BATCH_IMAGES))
-    outcomes = run_batch(items, answer=_answer, fetch=never_answers, decode=str.encode, fetch_seconds=budget)
+    outcomes = run_batch(
+        items, answer=_answer, fetch=never_answers, decode=str.encode, fetch_seconds=budget, time_budget=30
+    )
     assert [o.code for o in outcomes] == ["upstream_timeout"] * MAX_BATCH_IMAGES
     assert len(calls) == MAX_BATCH_IMAGES
     for began, seconds in calls:
@@ -119,10 +121,41 @@ def test_downloads_are_bounded_and_images_do_not_pile_up() -> None:
         return _answer(image)
 
     items = tuple(BatchItem(url=f"http://x/{i}") for i in range(MAX_BATCH_IMAGES))
-    outcomes = run_batch(items, answer=answer, fetch=fetch, decode=str.encode, fetch_seconds=10)
+    outcomes = run_batch(items, answer=answer, fetch=fetch, decode=str.encode, fetch_seconds=10, time_budget=30)
     assert [o.status for o in outcomes] == [200] * MAX_BATCH_IMAGES
     assert state["max_in_flight"] <= FETCH_CONCURRENCY
     assert state["max_held"] <= FETCH_CONCURRENCY + 1
+
+
+def test_items_are_not_started_without_time_for_them() -> None:
+    """Slow items (a hostile decode at a small CPU share): the ones that would outlast the budget answer 504."""
+
+    def slow_answer(image: bytes) -> dict[str, Any]:
+        time.sleep(0.4)
+        return _answer(image)
+
+    items = tuple(BatchItem(image_base64=f"img{i}") for i in range(MAX_BATCH_IMAGES))
+    outcomes = run_batch(
+        items, answer=slow_answer, fetch=lambda u, s: b"", decode=str.encode, fetch_seconds=5, time_budget=3.5
+    )
+    statuses = [o.status for o in outcomes]
+    done = statuses.count(200)
+    assert 1 <= done < MAX_BATCH_IMAGES
+    assert statuses == [200] * done + [504] * (MAX_BATCH_IMAGES - done)  # the answered ones keep their answers
+    assert outcomes[-1].code == "integration_timeout"
+    assert "ran out of time" in outcomes[-1].body["error"]["message"]
+
+
+def test_the_lambda_contexts_time_left_bounds_a_batch() -> None:
+    class ShortContext:
+        aws_request_id = "r"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 2500  # 1.5 s of budget: under the margin, no item starts
+
+    body = lambda_handler({"images": [image_item(FLOWERS[0])] * 2}, ShortContext())
+    assert [r["status"] for r in body["results"]] == [504, 504]
+    assert body["results"][0]["error"]["code"] == "integration_timeout"
 
 
 # --- the handler ---------------------------------------------------------------------------------------------------

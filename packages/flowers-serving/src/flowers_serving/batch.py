@@ -20,6 +20,13 @@ How a batch runs, and why:
   plus the one being classified. Inline images stay base64 in the event until
   their turn. So a batch's peak memory is one decode's plus a few compressed
   images, never sixteen decoded images.
+* **Bounded time.** Decoding is not interruptible and a hostile image can take
+  seconds at a small CPU share, so sixteen of them could outlast the function's
+  timeout and lose every answer. An item is only started while the time left
+  (the Lambda context's, else ``time_budget``) exceeds :data:`MIN_MARGIN_S`
+  and twice the slowest item so far; the items after that answer 504
+  ``integration_timeout`` (:class:`~flowers_serving.errors.OutOfTime`) and the
+  ones done keep their answers.
 * ``top_k`` and ``reject`` are the batch's and apply to every item.
 """
 
@@ -33,10 +40,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from flowers_serving.errors import ServingError
+from flowers_serving.errors import OutOfTime, ServingError
 from flowers_serving.events import BatchItem
 
-__all__ = ["FETCH_CONCURRENCY", "ItemOutcome", "run_batch"]
+__all__ = ["FETCH_CONCURRENCY", "MIN_MARGIN_S", "ItemOutcome", "run_batch"]
 
 logger = logging.getLogger("flowers_serving.batch")
 
@@ -44,6 +51,8 @@ logger = logging.getLogger("flowers_serving.batch")
 #: enough that the compressed images waiting for the model stay small (each is
 #: at most the image byte cap).
 FETCH_CONCURRENCY: Final = 4
+#: Never start an item with less time than this left (or than twice the slowest item so far).
+MIN_MARGIN_S: Final = 2.0
 
 #: image bytes -> a single request's result body (raises ServingError, e.g. not_a_flower under reject).
 Answer = Callable[[bytes], dict[str, Any]]
@@ -71,16 +80,19 @@ def run_batch(
     fetch: Fetch,
     decode: Decode,
     fetch_seconds: float,
+    time_budget: float,
     concurrency: int = FETCH_CONCURRENCY,
 ) -> list[ItemOutcome]:
-    """Every item's outcome, in input order."""
-    ends_at = time.monotonic() + fetch_seconds
+    """Every item's outcome, in input order, within ``time_budget`` seconds (downloads within ``fetch_seconds``)."""
+    clock = _Clock(time_budget)
+    # Downloads stop in time for the last ones to be classified.
+    ends_at = time.monotonic() + min(fetch_seconds, max(0.0, time_budget - 2 * MIN_MARGIN_S))
     outcomes: list[ItemOutcome | None] = [None] * len(items)
     inline = deque(i for i, item in enumerate(items) if item.image_base64 is not None)
     queued = deque(i for i, item in enumerate(items) if item.url is not None)
     if not queued:
         for i in inline:
-            outcomes[i] = _outcome(_inline(decode, items[i]), answer)
+            outcomes[i] = clock.run(_inline(decode, items[i]), answer)
         return _all(outcomes)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="flowers-batch-fetch") as pool:
@@ -97,7 +109,7 @@ def run_batch(
             if not finished and inline:
                 # Classify inline images while the downloads run.
                 i = inline.popleft()
-                outcomes[i] = _outcome(_inline(decode, items[i]), answer)
+                outcomes[i] = clock.run(_inline(decode, items[i]), answer)
                 continue
             if not finished:
                 done, _ = wait(downloads, return_when=FIRST_COMPLETED)
@@ -105,8 +117,26 @@ def run_batch(
             for future in finished:
                 i = downloads.pop(future)
                 start_downloads()
-                outcomes[i] = _outcome(_downloaded(future), answer, fetch_ms=future.result()[1])
+                outcomes[i] = clock.run(_downloaded(future), answer, fetch_ms=future.result()[1])
     return _all(outcomes)
+
+
+class _Clock:
+    """Starts an item only while there is time for it, judged by the slowest item so far."""
+
+    def __init__(self, budget: float) -> None:
+        self.ends_at = time.monotonic() + budget
+        self.slowest = 0.0
+
+    def run(self, load: Callable[[], bytes], answer: Answer, *, fetch_ms: float | None = None) -> ItemOutcome:
+        left = self.ends_at - time.monotonic()
+        if left < max(MIN_MARGIN_S, 2 * self.slowest):
+            exc = OutOfTime("the function ran out of time before this image; the batch's earlier images are answered")
+            return _failure(exc, {} if fetch_ms is None else {"fetch_ms": fetch_ms})
+        started = time.monotonic()
+        outcome = _outcome(load, answer, fetch_ms=fetch_ms)
+        self.slowest = max(self.slowest, time.monotonic() - started)
+        return outcome
 
 
 def _text(value: str | None) -> str:
@@ -143,8 +173,7 @@ def _outcome(load: Callable[[], bytes], answer: Answer, *, fetch_ms: float | Non
     try:
         body = answer(load())
     except ServingError as exc:
-        error = {"code": exc.code, "message": exc.message, **exc.details}
-        return ItemOutcome(exc.status, {"error": error, "status": exc.status}, exc.code, timings)
+        return _failure(exc, timings)
     except Exception:  # one item's bug must not cost the others their answers
         logger.exception("unhandled error in a batch item")
         error = {"code": "internal_error", "message": "internal error; see the function's logs"}
@@ -153,6 +182,11 @@ def _outcome(load: Callable[[], bytes], answer: Answer, *, fetch_ms: float | Non
         body["timings_ms"] = {"fetch_ms": round(fetch_ms, 3), **body.get("timings_ms", {})}
     timings.update(body.get("timings_ms", {}))
     return ItemOutcome(200, {**body, "status": 200}, None, timings, body.get("is_flower"))
+
+
+def _failure(exc: ServingError, timings: dict[str, float]) -> ItemOutcome:
+    error = {"code": exc.code, "message": exc.message, **exc.details}
+    return ItemOutcome(exc.status, {"error": error, "status": exc.status}, exc.code, timings)
 
 
 def _all(outcomes: list[ItemOutcome | None]) -> list[ItemOutcome]:

@@ -35,6 +35,9 @@ FETCHER: Final = Fetcher(FetchSettings.from_env())
 #: Images sent inline: Lambda's own payload limit is 6 MB, so 10 MB is never
 #: reached through it, but it bounds what a proxy body can make us decode.
 MAX_IMAGE_BYTES: Final = int(os.environ.get("FLOWERS_MAX_IMAGE_BYTES", str(10 * 1024 * 1024)))
+#: Seconds a batch may take at most (less if the Lambda context says less is left): the template's function
+#: timeout is 25 s, API Gateway waits 29 s; the 20 s fetch deadline fits with 4 s to classify the last downloads.
+BATCH_TIME_BUDGET_S: Final = float(os.environ.get("FLOWERS_BATCH_TIME_BUDGET", "24"))
 _state = {"cold": True}
 
 
@@ -53,7 +56,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         request = parse_event(event, max_image_bytes=MAX_IMAGE_BYTES)
         if request.kind == "batch":
-            items = _handle_batch(request, request_id)
+            items = _handle_batch(request, request_id, _time_left(context))
             body = {"results": [item.body for item in items]}
         else:
             body = _handle(request)
@@ -110,17 +113,29 @@ def _answer(image: bytes, top_k: int, reject: bool) -> dict[str, Any]:
     return body
 
 
-def _handle_batch(request: Request, request_id: str) -> list[ItemOutcome]:
+def _handle_batch(request: Request, request_id: str, time_left: float) -> list[ItemOutcome]:
     items = run_batch(
         request.items,
         answer=lambda image: _answer(image, request.top_k, request.reject),
         fetch=lambda url, seconds: FETCHER.fetch(url, within=seconds),
         decode=lambda text: decode_image(text, max_bytes=MAX_IMAGE_BYTES),
         fetch_seconds=FETCHER.settings.total_timeout,
+        time_budget=time_left,
     )
     for item in items:
         item.body["request_id"] = request_id  # each entry reads like a single request's reply
     return items
+
+
+def _time_left(context: Any) -> float:
+    """Seconds this invocation has left: the Lambda context's (minus a second to reply), else the budget."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        try:
+            return min(BATCH_TIME_BUDGET_S, max(0.0, float(remaining()) / 1000 - 1.0))
+        except (TypeError, ValueError):
+            pass
+    return BATCH_TIME_BUDGET_S
 
 
 def _batch_log(items: list[ItemOutcome]) -> dict[str, Any]:
