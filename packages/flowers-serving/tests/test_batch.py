@@ -79,11 +79,12 @@ def test_every_download_ends_by_the_batchs_one_deadline() -> None:
     """Sixteen hosts that never answer: each fetch gets only what is left of one shared deadline."""
     calls: list[tuple[float, float]] = []
     lock = threading.Lock()
-    budget = 0.3
+    budget = 2.0  # one deadline each would end the fourth round of four downloads at 8 s
 
     def never_answers(url: str, seconds: float) -> bytes:
+        ends = time.monotonic() + seconds
         with lock:
-            calls.append((time.monotonic(), seconds))
+            calls.append((ends, seconds))
         time.sleep(max(0.0, seconds))  # the real Fetcher gives up after `seconds`
         raise UpstreamTimeout("no answer")
 
@@ -94,9 +95,9 @@ def test_every_download_ends_by_the_batchs_one_deadline() -> None:
     )
     assert [o.code for o in outcomes] == ["upstream_timeout"] * MAX_BATCH_IMAGES
     assert len(calls) == MAX_BATCH_IMAGES
-    for began, seconds in calls:
+    for ends, seconds in calls:
         assert seconds <= budget
-        assert began + seconds <= started + budget + 0.05  # no fetch may outlive the batch's deadline
+        assert ends <= started + budget + 0.5  # no fetch outlives the batch's deadline (0.5 s: a busy machine)
 
 
 def test_downloads_are_bounded_and_images_do_not_pile_up() -> None:
@@ -228,7 +229,8 @@ def test_reject_applies_to_each_item(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_url_items_are_fetched(upstream: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from flowers_serving.fetch import Fetcher, FetchSettings
 
-    fetcher = Fetcher(FetchSettings(allow_loopback=True, connect_timeout=1, read_timeout=2, total_timeout=3))
+    # The slow hosts fail by the read timeout; the total is only a guard (a loaded machine is slow to redirect).
+    fetcher = Fetcher(FetchSettings(allow_loopback=True, connect_timeout=2, read_timeout=2, total_timeout=60))
     monkeypatch.setattr(handler_module, "FETCHER", fetcher)
     items = [
         {"url": upstream.url("/flower.jpg")},
