@@ -8,10 +8,10 @@ figures. Never part of CI.
 What is measured, modelled and assumed is said in the report; the short of it:
 
 * **measured** on this machine: billed milliseconds per request of the handler (x86_64 here), request, response
-  and log bytes per request;
-* **modelled**: batches of up to 16 images cost 16 single requests' handler time rounded once (no compute saved,
-  only the per-request charges shared); the response grows by one result per image; the log lines per request
-  stay as they are;
+  and log bytes per request, for single images and for batch requests of 16;
+* **modelled** only from results saved before batches were measured: a batch of 16 images costs 16 single
+  requests' handler time rounded once (no compute saved, only the per-request charges shared); the response
+  grows by one result per image; the log lines per request stay as they are;
 * **assumed**: arm64 runs ``ARM64_SPEEDUP`` times as fast as x86_64 (AWS's Graviton2 claim; nothing here runs
   arm64), and the HTTP headers of a reply.
 
@@ -26,7 +26,7 @@ import math
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -130,6 +130,11 @@ class Measured:
     request_body_bytes: int
     response_body_bytes: int
     log_bytes_per_request: float
+    #: The same for one request of MAX_BATCH images (kinds "v1-batch16" / "v2-batch16"); empty: not measured.
+    batch_mean_ms: dict[tuple[int, str], float] = field(default_factory=dict)
+    batch_request_body_bytes: int = 0
+    batch_response_body_bytes: int = 0
+    batch_log_bytes_per_request: float = 0.0
 
     @classmethod
     def from_results(cls, results: dict[str, Any]) -> Measured:
@@ -138,11 +143,28 @@ class Measured:
             for mb, entry in results["memory"].items()
             for kind in ("v1", "v2")
         }
+        batch_mean_ms = {
+            (int(mb), kind): entry[f"{kind}-batch{MAX_BATCH}"]["mean_ms"]["median"]
+            for mb, entry in results["memory"].items()
+            for kind in ("v1", "v2")
+            if f"{kind}-batch{MAX_BATCH}" in entry
+        }
         return cls(
             mean_ms=mean_ms,
             request_body_bytes=results["request_body_bytes"],
             response_body_bytes=results["response_body_bytes"],
             log_bytes_per_request=results["log_bytes_per_request"],
+            batch_mean_ms=batch_mean_ms,
+            batch_request_body_bytes=results.get("batch_request_body_bytes", 0),
+            batch_response_body_bytes=results.get("batch_response_body_bytes", 0),
+            batch_log_bytes_per_request=results.get("batch_log_bytes_per_request", 0.0),
+        )
+
+    def batch_measured(self, setting: Setting) -> bool:
+        """This setting's request is a batch whose handler time was measured (only batches of MAX_BATCH are)."""
+        return (
+            setting.images_per_request == MAX_BATCH
+            and (setting.memory_mb, event_kind(setting.front_door)) in self.batch_mean_ms
         )
 
 
@@ -169,7 +191,11 @@ def event_kind(front_door: FrontDoor) -> str:
 
 def billed_ms(setting: Setting, measured: Measured) -> int:
     """Lambda bills each request's duration rounded up to the millisecond; a batch is rounded once."""
-    ms = measured.mean_ms[(setting.memory_mb, event_kind(setting.front_door))] * setting.images_per_request
+    key = (setting.memory_mb, event_kind(setting.front_door))
+    if measured.batch_measured(setting):
+        ms = measured.batch_mean_ms[key]
+    else:
+        ms = measured.mean_ms[key] * setting.images_per_request
     if setting.arch == "arm64":
         ms /= ARM64_SPEEDUP
     return math.ceil(ms)
@@ -179,6 +205,8 @@ def front_door_units(setting: Setting, measured: Measured) -> int:
     """Billable front-door requests per request: HTTP APIs meter each 512 KB of request as one."""
     if setting.front_door != "HttpApi":
         return 1
+    if measured.batch_measured(setting):
+        return math.ceil(measured.batch_request_body_bytes / HTTP_API_METERING_BYTES)
     return math.ceil(measured.request_body_bytes * setting.images_per_request / HTTP_API_METERING_BYTES)
 
 
@@ -193,8 +221,12 @@ def cost_per_million_images(setting: Setting, measured: Measured) -> Breakdown:
     }[setting.front_door].usd
     ms = billed_ms(setting, measured)
     gb_second = PRICES[f"lambda_gb_second_{setting.arch}"].usd
-    reply_bytes = measured.response_body_bytes * setting.images_per_request + REPLY_HEADER_BYTES
-    log_bytes = measured.log_bytes_per_request + sum(len(line) for line in PLATFORM_LOG_LINES)
+    if measured.batch_measured(setting):
+        reply_bytes = measured.batch_response_body_bytes + REPLY_HEADER_BYTES
+        log_bytes = measured.batch_log_bytes_per_request + sum(len(line) for line in PLATFORM_LOG_LINES)
+    else:
+        reply_bytes = measured.response_body_bytes * setting.images_per_request + REPLY_HEADER_BYTES
+        log_bytes = measured.log_bytes_per_request + sum(len(line) for line in PLATFORM_LOG_LINES)
     return Breakdown(
         billed_ms_per_request=ms,
         front_door=requests * front_door_units(setting, measured) * door_price,
@@ -234,14 +266,13 @@ def template_default() -> Setting:
 _DOOR_NAMES: Final = {"RestApi": "REST API", "HttpApi": "HTTP API", "FunctionUrl": "function URL"}
 
 
-def _how(setting: Setting) -> str:
-    if setting.arch == "arm64" or setting.images_per_request > 1:
-        parts = [
-            "arm64 assumed" if setting.arch == "arm64" else "",
-            "batch modelled" if setting.images_per_request > 1 else "",
-        ]
-        return ", ".join(p for p in parts if p)
-    return "measured"
+def _how(setting: Setting, measured: Measured) -> str:
+    parts = []
+    if setting.arch == "arm64":
+        parts.append("arm64 assumed")
+    if setting.images_per_request > 1 and not measured.batch_measured(setting):
+        parts.append("batch modelled")
+    return ", ".join(parts) or "measured"
 
 
 def render_table(settings: list[Setting], measured: Measured, *, today: Setting, recommended: Setting) -> str:
@@ -258,7 +289,7 @@ def render_table(settings: list[Setting], measured: Measured, *, today: Setting,
             f"| {_DOOR_NAMES[setting.front_door]}{mark} | {setting.arch} | {setting.memory_mb} "
             f"| {setting.images_per_request} | {cost.billed_ms_per_request} | {cost.front_door:.3f} "
             f"| {cost.lambda_requests:.3f} | {cost.compute:.3f} | {cost.data_out:.3f} | {cost.logs:.3f} "
-            f"| **{cost.total:.2f}** | {cost.total / baseline:.2f}× | {_how(setting)} |"
+            f"| **{cost.total:.2f}** | {cost.total / baseline:.2f}× | {_how(setting, measured)} |"
         )
     return "\n".join(lines)
 
@@ -271,6 +302,29 @@ def replace_between_markers(text: str, name: str, content: str) -> str:
     head, rest = text.split(start)
     _, tail = rest.split(end)
     return f"{head}{start}\n{content.strip()}\n{end}{tail}"
+
+
+def _batch_note(results: dict[str, Any], measured: Measured) -> str:
+    if not measured.batch_mean_ms:
+        return (
+            f"- **Modelled**: a batch of {MAX_BATCH} costs {MAX_BATCH} single requests' handler time rounded once "
+            f"(compute is not\n  shared, only the per-request charges), a reply {MAX_BATCH} times as large, and the "
+            "same log lines per request."
+        )
+    mem = results["memory"]
+    per_size = "; ".join(
+        f"{mb} MB: {mem[str(mb)][f'v2-batch{MAX_BATCH}']['mean_ms']['median']:.0f} ms "
+        f"({mem[str(mb)][f'v2-batch{MAX_BATCH}']['mean_ms']['median'] / mem[str(mb)]['v2']['mean_ms']['median']:.1f}"
+        f"× a single image's)"
+        for mb in (512, 1024, FULL_VCPU_MB)
+    )
+    return (
+        f"- **Batches measured** the same way: {results['batch_requests_per_round']} requests per round and event kind "
+        f"of the same image {MAX_BATCH} times inline ({results['batch_request_body_bytes']:,}-byte request, "
+        f"{results['batch_response_body_bytes']:,}-byte reply, {results['batch_log_bytes_per_request']:.0f} bytes of "
+        f"log), mean handler time (v2) {per_size}. The model runs one image after the other, so a batch saves the "
+        "per-request charges (front door, Lambda request, logs), not compute."
+    )
 
 
 def _report(results: dict[str, Any], bench: dict[str, Any] | None) -> tuple[str, str]:
@@ -347,8 +401,7 @@ requests per event kind, interleaved):
   Graviton2; not measured, nothing here runs arm64). arm64 stays cheaper per image unless it is more than
   {PRICES["lambda_gb_second_x86_64"].usd / PRICES["lambda_gb_second_arm64"].usd - 1:.0%} slower than x86_64. Reply
   headers: {REPLY_HEADER_BYTES} bytes.
-- **Modelled**: a batch of {MAX_BATCH} costs {MAX_BATCH} single requests' handler time rounded once (compute is not
-  shared, only the per-request charges), a reply {MAX_BATCH} times as large, and the same log lines per request.
+{_batch_note(results, measured)}
   URL inputs add the download time, which the image host decides (+100 ms at 512 MB arm64 ≈
   +${100 / 1000 * 0.5 * PRICES["lambda_gb_second_arm64"].usd * 1e6:.2f} per million).{cold}
 - Not in the table: X-Ray (`Tracing=Active`: $5.00 per million traces; the default sampling records every request

@@ -9,10 +9,13 @@ and the shares are modelled as full-core time / share; the results say which.
 Per request the timed section is what a Lambda runtime does between receiving the event and posting the reply:
 decode the event JSON, call the handler, encode the reply. The image is the one ``nox -s bench`` times (the
 passion-flower fixture at 500x500, JPEG q90), sent as the client sends a local file: ``{"image": <base64>}``,
-once as a REST API (v1) proxy event and once as an HTTP API / function URL (v2) event. Metrics are on
-(``POWERTOOLS_METRICS_NAMESPACE``), so the EMF line's cost is in the time and in the log bytes.
+once as a REST API (v1) proxy event and once as an HTTP API / function URL (v2) event; then the same image
+sixteen times in one batch request (``{"images": [...]}``, kinds ``v1-batch16`` and ``v2-batch16``, fewer
+requests: each takes sixteen times as long). Metrics are on (``POWERTOOLS_METRICS_NAMESPACE``), so the EMF
+line's cost is in the time and in the log bytes.
 
-``python deploy/measure.py [--rounds 3] [--requests 300] > measured.json``; ``deploy/cost.py`` calls it.
+``python deploy/measure.py [--rounds 3] [--requests 300] [--batch-requests 20] > measured.json``;
+``deploy/cost.py`` calls it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ CFS_PERIOD_US = 100_000
 CGROUP_V1 = Path("/sys/fs/cgroup/cpu")
 CGROUP_V2 = Path("/sys/fs/cgroup")
 CONTENDED_BELOW = 0.85  # fraction of its CPU share each run must get for the figures to count
+BATCH = 16  # images per batch request (the service's maximum)
+SINGLE_KINDS = ("v1", "v2")
+BATCH_KINDS = ("v1-batch16", "v2-batch16")
 
 __all__ = ["cpu_share", "main", "measure"]
 
@@ -98,7 +104,7 @@ def _stdout_to(sink: io.StringIO) -> Iterator[None]:
         sys.stdout = saved
 
 
-def _child(out: Path, requests: int, warmup: int) -> None:
+def _child(out: Path, requests: int, warmup: int, batch_requests: int) -> None:
     # The handler's dependencies first, so the Powertools import is timed on top of them (as at a cold start).
     import numpy  # noqa: F401
     import PIL.Image  # noqa: F401
@@ -112,11 +118,17 @@ def _child(out: Path, requests: int, warmup: int) -> None:
     from flowers_serving.local import build_proxy_event
 
     jpeg = _jpeg_500()
-    body = json.dumps({"image": base64.b64encode(jpeg).decode(), "top_k": 10})
+    image = base64.b64encode(jpeg).decode()
+    body = json.dumps({"image": image, "top_k": 10})
+    batch_body = json.dumps({"images": [{"image": image}] * BATCH, "top_k": 10})
     headers = {"Content-Type": "application/json"}
     events = {
         "v1": json.dumps(build_proxy_event("POST", "/predict", headers, body.encode(), request_id="cost")),
         "v2": json.dumps(_v2_event(body)),
+    }
+    batch_events = {
+        "v1-batch16": json.dumps(build_proxy_event("POST", "/predict", headers, batch_body.encode(), request_id="b")),
+        "v2-batch16": json.dumps(_v2_event(batch_body)),
     }
 
     def invoke(raw_event: str) -> str:
@@ -131,10 +143,17 @@ def _child(out: Path, requests: int, warmup: int) -> None:
         sink.truncate()
         replies = {kind: invoke(raw) for kind, raw in events.items()}
         written = sink.getvalue()
-        samples: dict[str, list[float]] = {kind: [] for kind in events}
+        sink.seek(0)
+        sink.truncate()
+        batch_replies = {kind: invoke(raw) for kind, raw in batch_events.items()}
+        batch_written = sink.getvalue()
+        sink.seek(0)
+        sink.truncate()
+        samples: dict[str, list[float]] = {kind: [] for kind in (*events, *batch_events)}
         wall_started, cpu_started = time.perf_counter(), time.process_time()
-        for _ in range(requests):
-            for kind, raw in events.items():
+        timed = [*([events] * requests), *([batch_events] * batch_requests)]
+        for group in timed:
+            for kind, raw in group.items():
                 started = time.perf_counter()
                 invoke(raw)
                 samples[kind].append((time.perf_counter() - started) * 1000)
@@ -144,6 +163,8 @@ def _child(out: Path, requests: int, warmup: int) -> None:
         cpu_share_got = (time.process_time() - cpu_started) / (time.perf_counter() - wall_started)
     reply = json.loads(json.loads(replies["v2"])["body"])
     assert reply["predictions"][0]["class_id"] == 77, reply
+    batch_reply = json.loads(json.loads(batch_replies["v2-batch16"])["body"])
+    assert [r["predictions"][0]["class_id"] for r in batch_reply["results"]] == [77] * BATCH, batch_reply
     out.write_text(
         json.dumps(
             {
@@ -155,6 +176,10 @@ def _child(out: Path, requests: int, warmup: int) -> None:
                 "log_lines_per_request": written.count("\n") / len(events),
                 "emf_bytes_per_request": sum(len(line) + 1 for line in written.splitlines() if '"_aws"' in line)
                 / len(events),
+                "batch_size": BATCH,
+                "batch_request_body_bytes": len(batch_body.encode()),
+                "batch_response_body_bytes": len(json.loads(batch_replies["v2-batch16"])["body"].encode()),
+                "batch_log_bytes_per_request": len(batch_written.encode()) / len(batch_events),
                 "powertools_import_ms": powertools_import_ms,
                 "cpu_share_got": cpu_share_got,
             }
@@ -197,7 +222,7 @@ def _cgroup_for(memory_mb: int, favoured: bool) -> tuple[Path, str] | None:
     return None
 
 
-def _run_child(memory_mb: int, requests: int, warmup: int, nice: int) -> dict[str, Any]:
+def _run_child(memory_mb: int, requests: int, warmup: int, nice: int, batch_requests: int) -> dict[str, Any]:
     cgroup = _cgroup_for(memory_mb, favoured=nice < 0)
     env = {
         **os.environ,
@@ -208,7 +233,10 @@ def _run_child(memory_mb: int, requests: int, warmup: int, nice: int) -> dict[st
     }
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "child.json"
-        command = [sys.executable, __file__, "--child", str(out), "--requests", str(requests), "--warmup", str(warmup)]
+        command = [
+            *(sys.executable, __file__, "--child", str(out)),
+            *("--requests", str(requests), "--warmup", str(warmup), "--batch-requests", str(batch_requests)),
+        ]
         # The shell joins the cgroup (everything it runs is under the quota) and, with the Linux scheduler's
         # autogroups, sets the niceness of its own new session, then becomes the measuring Python.
         setup = f'echo $$ > "{cgroup[0] / "cgroup.procs"}" && ' if cgroup else ""
@@ -235,7 +263,9 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 0) -> dict[str, Any]:
+def measure(
+    rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 0, batch_requests: int = 20
+) -> dict[str, Any]:
     """Rounds of one child per memory size, interleaved so drift on this shared machine hits all sizes alike.
 
     ``nice`` (negative needs root) lets the children hold their core against background jobs; the quota still
@@ -245,7 +275,7 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
     runs: dict[int, list[dict[str, Any]]] = {mb: [] for mb in MEMORY_SIZES}
     for _ in range(rounds):
         for mb in MEMORY_SIZES:
-            runs[mb].append(_run_child(mb, requests, warmup, nice))
+            runs[mb].append(_run_child(mb, requests, warmup, nice, batch_requests))
     full = runs[FULL_VCPU_MB]
     per_memory: dict[str, Any] = {}
     for mb, results in runs.items():
@@ -254,7 +284,7 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
             "cpu_limit": results[0]["cpu_limit"],
             "cpu_share_got": _spread([r["cpu_share_got"] for r in results]),
         }
-        for kind in ("v1", "v2"):
+        for kind in (*SINGLE_KINDS, *(BATCH_KINDS if batch_requests > 1 else ())):
             if results[0]["cpu_limit"] == "modelled":
                 means = [statistics.fmean(r["samples_ms"][kind]) / cpu_share(mb) for r in full]
                 billed = [_billed_mean(r["samples_ms"][kind]) / cpu_share(mb) for r in full]
@@ -277,6 +307,7 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
     if contended:
         print("measure: this machine was busy (a run got under its CPU share); figures are skewed", file=sys.stderr)
     options = f"{' --nice ' + str(nice) if nice else ''}{'' if rounds == 3 else ' --rounds ' + str(rounds)}"
+    options += "" if batch_requests == 20 else f" --batch-requests {batch_requests}"
     return {
         "command": f"python deploy/measure.py{options}",
         "machine": _machine(),
@@ -292,6 +323,11 @@ def measure(rounds: int = 3, requests: int = 300, warmup: int = 30, nice: int = 
         "log_bytes_per_request": first["log_bytes_per_request"],
         "log_lines_per_request": first["log_lines_per_request"],
         "emf_bytes_per_request": first["emf_bytes_per_request"],
+        "batch_size": first["batch_size"],
+        "batch_requests_per_round": batch_requests,
+        "batch_request_body_bytes": first["batch_request_body_bytes"],
+        "batch_response_body_bytes": first["batch_response_body_bytes"],
+        "batch_log_bytes_per_request": first["batch_log_bytes_per_request"],
         "powertools_import_ms": _spread([r["powertools_import_ms"] for r in full]),
         "powertools_install_kb": _install_kb("aws-lambda-powertools", "jmespath"),
         "memory": per_memory,
@@ -327,15 +363,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=300, help="timed requests per event kind per round")
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument(
+        "--batch-requests", type=int, default=20, help=f"timed batch requests ({BATCH} images) per event kind per round"
+    )
     parser.add_argument("--nice", type=int, default=0, help="run the measurement at this niceness (root: < 0)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     # Stopped (SIGTERM, Ctrl-C): unwind, so the cgroups made so far are removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.child:
-        _child(args.child, args.requests, args.warmup)
+        _child(args.child, args.requests, args.warmup, args.batch_requests)
         return 0
-    json.dump(measure(args.rounds, args.requests, args.warmup, args.nice), sys.stdout, indent=1)
+    json.dump(measure(args.rounds, args.requests, args.warmup, args.nice, args.batch_requests), sys.stdout, indent=1)
     print()
     return 0
 

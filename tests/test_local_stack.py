@@ -189,6 +189,32 @@ def test_a_direct_invoke_at_exactly_6_mb_reaches_the_function(stack: LocalStack)
     assert reply.json()["error"]["code"] in {"bad_request", "payload_too_large", "unsupported_media_type"}
 
 
+def test_a_mixed_batch_through_both_fronts(stack: LocalStack, image_host: ImageHost) -> None:
+    """A batch reaches the function through either front and each item is answered alone (RIE and Python runtime)."""
+    truncated = FLOWER.parent.parent / "hostile" / "truncated.jpg"
+    batch = {
+        "images": [
+            {"image": image_request()["image"]},
+            {"image": "%%% not base64 %%%"},
+            {"image": base64.b64encode(truncated.read_bytes()).decode()},
+            {"url": image_host.url("/flower.jpg")},
+            {"url": "http://169.254.169.254/latest/meta-data/"},
+        ],
+        "top_k": 2,
+    }
+    expected = [None, "bad_request", "undecodable_image", None, "forbidden_url"]
+    for url in (stack.rie_url, f"{stack.gateway_url}/predict"):
+        reply = requests.post(url, json=batch, timeout=PATIENCE_S)
+        assert reply.status_code == 200, reply.text
+        results = reply.json()["results"]
+        assert [r.get("error", {}).get("code") for r in results] == expected
+        assert [r["status"] for r in results] == [200, 400, 422, 200, 400]
+        assert results[0]["predictions"][0]["class_id"] == FLOWER_CLASS
+        assert results[3]["predictions"][0]["class_id"] == FLOWER_CLASS
+    refused = requests.post(stack.rie_url, json={"images": []}, timeout=PATIENCE_S)
+    assert refused.json()["error"]["code"] == "bad_request"
+
+
 def test_a_gateway_body_over_10_mb_is_413_with_the_limit(stack: LocalStack) -> None:
     reply = requests.post(
         f"{stack.gateway_url}/predict",

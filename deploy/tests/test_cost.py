@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -72,6 +73,28 @@ def test_batches_share_per_request_charges_not_compute() -> None:
     assert batch.data_out == pytest.approx(1e6 / 16 * (16 * 1_000 + cost.REPLY_HEADER_BYTES) / 2**30 * 0.09)
     with pytest.raises(ValueError, match="1 to 16"):
         cost_per_million_images(Setting("RestApi", "x86_64", 1024, 17), MEASURED)
+
+
+def test_measured_batches_use_their_own_figures() -> None:
+    """A measured batch of 16 (150 ms, 1.4 MB request, 14 KB reply, 900 bytes of log) replaces the model."""
+    measured = dataclasses.replace(
+        MEASURED,
+        batch_mean_ms={(1024, "v2"): 150.4},
+        batch_request_body_bytes=1_400_000,
+        batch_response_body_bytes=14_000,
+        batch_log_bytes_per_request=900,
+    )
+    batch = cost_per_million_images(Setting("HttpApi", "x86_64", 1024, 16), measured)
+    assert batch.billed_ms_per_request == 151  # measured, rounded once (the model would say 160)
+    assert batch.front_door == pytest.approx(1e6 / 16 * 3 * 1.00e-6)  # 1.4 MB: three 512 KB units
+    assert batch.data_out == pytest.approx(1e6 / 16 * (14_000 + cost.REPLY_HEADER_BYTES) / 2**30 * 0.09)
+    assert batch.logs == pytest.approx(1e6 / 16 * (900 + PLATFORM_LOG) / 2**30 * 0.50)
+    assert cost._how(Setting("HttpApi", "x86_64", 1024, 16), measured) == "measured"
+    # Not measured for the v1 event at this size: modelled, and said so.
+    modelled = Setting("RestApi", "x86_64", 1024, 16)
+    assert cost_per_million_images(modelled, measured).billed_ms_per_request == 160
+    assert cost._how(modelled, measured) == "batch modelled"
+    assert cost._how(Setting("HttpApi", "arm64", 1024, 16), measured) == "arm64 assumed"
 
 
 def test_rounding_up_to_the_millisecond() -> None:

@@ -177,4 +177,6 @@ STACK_ENV = {
     "FLOWERS_FETCH_READ_TIMEOUT": "2",
     "FLOWERS_FETCH_TOTAL_TIMEOUT": "4",
     "FLOWERS_MAX_IMAGE_BYTES": str(4 * 1024 * 1024),
+    # Batches: no time budget below the runtime's own timeout (a loaded machine must not turn items into 504s).
+    "FLOWERS_BATCH_TIME_BUDGET": "600",
 }

@@ -18,6 +18,8 @@ the URL), as space-separated directives:
 * ``flaky=N``       503 for the first N requests of this image, then an answer
 
 Everything else is a flower: a result whose top species depends on the bytes.
+A batch (``{"images": [...]}``) answers each item by the same rules, as the
+service does: 200 ``{"results": [...]}``, each entry with its ``status``.
 Only loopback, and every wait ends by itself.
 """
 
@@ -129,7 +131,7 @@ class FakeService:
             if rie and overlap:
                 http.close_connection = True  # the real RIE panics here; the client gets no answer
                 return
-            status, reply = self._answer(body)
+            status, reply = self._answer_batch(body) if "images" in body else self._answer(body)
             if rie:
                 status = 200  # the RIE says 200 to everything
                 with self._lock:  # free again once the answer is ready, before it is sent
@@ -148,6 +150,14 @@ class FakeService:
             if rie:
                 with self._lock:
                     self._rie_in_flight -= 1
+
+    def _answer_batch(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        options = {k: body[k] for k in ("top_k", "reject") if k in body}
+        entries = []
+        for item in body["images"]:
+            status, reply = self._answer({**item, **options})
+            entries.append({**reply, "status": status})
+        return 200, {"results": entries, "request_id": f"batch-{len(self.requests)}"}
 
     def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         text = str(body["url"]) if "url" in body else base64.b64decode(body.get("image", "")).decode("latin-1")

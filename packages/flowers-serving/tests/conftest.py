@@ -19,6 +19,8 @@ from upstream import Upstream  # noqa: E402
 # The handler reads these at import; short limits keep the slow cases quick.
 os.environ.setdefault("FLOWERS_FETCH_READ_TIMEOUT", "2")
 os.environ.setdefault("FLOWERS_FETCH_TOTAL_TIMEOUT", "4")
+# A batch's time budget is a production guard; on a loaded test machine it would turn slow items into 504s.
+os.environ.setdefault("FLOWERS_BATCH_TIME_BUDGET", "600")
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,7 @@ def test_one_line_per_successful_request(capsys: pytest.CaptureFixture[str]) -> 
         "InferenceLatency",
         "Latency",
         "NotFlower",
+        "Images",
     }
     assert line["Requests"] == [1.0]
     assert line["ServerError"] == [0.0]
@@ -56,6 +57,7 @@ def test_one_line_per_successful_request(capsys: pytest.CaptureFixture[str]) -> 
     assert line["InferenceLatency"] == [4.5]
     assert line["Latency"] == [6.1]
     assert line["NotFlower"] == [0.0]
+    assert line["Images"] == [1.0]  # a single request is one image
     units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
     assert units["Latency"] == "Milliseconds"
     assert units["Requests"] == "Count"

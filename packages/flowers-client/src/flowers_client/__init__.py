@@ -12,12 +12,14 @@ from flowers_client._async_client import AsyncFlowersClient
 from flowers_client._base_client import NOT_GIVEN, Timeout, is_retryable
 from flowers_client._client import FlowersClient
 from flowers_client._config import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
     DEFAULT_DEADLINE,
     DEFAULT_ENDPOINT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     DEFAULT_TOP_K,
+    MAX_BATCH_SIZE,
     USER_AGENT,
 )
 from flowers_client._exceptions import (
@@ -48,12 +50,14 @@ from flowers_client._version import __version__
 
 __all__ = [
     "BATCH_ITEM",
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_DEADLINE",
     "DEFAULT_ENDPOINT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TOP_K",
+    "MAX_BATCH_SIZE",
     "NOT_GIVEN",
     "USER_AGENT",
     "APIConnectionError",

@@ -14,8 +14,18 @@ from types import TracebackType
 import httpx
 from tenacity import AsyncRetrying
 
-from flowers_client._base_client import NOT_GIVEN, BaseClient, Call, Outgoing, ReplyReader, Timeout, _NotGiven
+from flowers_client._base_client import (
+    NOT_GIVEN,
+    BaseClient,
+    Call,
+    Outgoing,
+    OutgoingBatch,
+    ReplyReader,
+    Timeout,
+    _NotGiven,
+)
 from flowers_client._config import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
     DEFAULT_DEADLINE,
     DEFAULT_MAX_RETRIES,
@@ -144,16 +154,19 @@ class AsyncFlowersClient(BaseClient):
         top_k: int = DEFAULT_TOP_K,
         concurrency: int = DEFAULT_CONCURRENCY,
         reject: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> AsyncIterator[BatchItem]:
         """Yield each :data:`BatchItem` as soon as it is done (``item.index``: its input's position).
 
         At most ``concurrency`` requests are in flight; ``images`` (a plain or
         an async iterable) is read lazily. Leaving the loop early cancels the
         requests in flight (use ``contextlib.aclosing`` to have that happen at
-        once rather than when the generator is collected).
+        once rather than when the generator is collected). ``batch_size``
+        (1-16): images per request, as in :meth:`FlowersClient.iter_classify`
+        (forced to 1 on the RIE transport).
         """
         self._check_concurrency(concurrency)
-        return self._iter_classify(images, top_k, concurrency, reject)
+        return self._iter_classify(images, top_k, concurrency, reject, self._batch_size(batch_size))
 
     async def _iter_classify(
         self,
@@ -161,38 +174,63 @@ class AsyncFlowersClient(BaseClient):
         top_k: int,
         concurrency: int,
         reject: bool,
+        batch_size: int = 1,
     ) -> AsyncIterator[BatchItem]:
         source = _aiter(images)
-        pending: set[asyncio.Task[BatchItem]] = set()
+        pending: set[asyncio.Task[list[BatchItem]]] = set()
         position = 0
         exhausted = False
         try:
             while True:
                 while not exhausted and len(pending) < concurrency:
-                    try:
-                        image = await source.__anext__()
-                    except StopAsyncIteration:
-                        exhausted = True
+                    job: list[tuple[int, ImageInput]] = []
+                    while len(job) < batch_size:
+                        try:
+                            job.append((position, await source.__anext__()))
+                        except StopAsyncIteration:
+                            exhausted = True
+                            break
+                        position += 1
+                    if not job:
                         break
-                    pending.add(asyncio.ensure_future(self._classify_item(position, image, top_k, reject)))
-                    position += 1
+                    pending.add(asyncio.ensure_future(self._classify_job(job, top_k, reject, batch_size)))
                 if not pending:
                     return
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=lambda t: t.result().index):
-                    yield task.result()
+                finished = [item for task in done for item in task.result()]
+                for item in sorted(finished, key=lambda item: item.index):
+                    yield item
         finally:
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _classify_item(self, index: int, image: ImageInput, top_k: int, reject: bool) -> BatchItem:
+    async def _classify_job(
+        self, job: list[tuple[int, ImageInput]], top_k: int, reject: bool, batch_size: int
+    ) -> list[BatchItem]:
+        if batch_size == 1:
+            ((index, image),) = job
+            try:
+                outcome: ClassifyResult | FlowersError = await self.classify(image, top_k=top_k, reject=reject)
+            except FlowersError as exc:
+                outcome = exc
+            return [self._item(index, image, outcome)]
+        items, batches = self._build_batches(job, top_k=top_k, reject=reject)
+        for batch in batches:
+            items.extend(await self._send_batch(batch))
+        return items
+
+    async def _send_batch(self, batch: OutgoingBatch) -> list[BatchItem]:
+        call = self._new_call(batch.request.what)
+        items: list[BatchItem] = []
         try:
-            outcome: ClassifyResult | FlowersError = await self.classify(image, top_k=top_k, reject=reject)
+            async for attempt in AsyncRetrying(sleep=_sleep, **self._retry_policy(call)):
+                with attempt:
+                    items = self._parse_batch(await self._send(batch.request, call), batch)
         except FlowersError as exc:
-            outcome = exc
-        return self._item(index, image, outcome)
+            return self._failed_batch(batch, exc)
+        return items
 
     async def classify_many(
         self,
@@ -201,9 +239,14 @@ class AsyncFlowersClient(BaseClient):
         top_k: int = DEFAULT_TOP_K,
         concurrency: int = DEFAULT_CONCURRENCY,
         reject: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> list[BatchItem]:
-        """Classify many images concurrently; the items in input order, one error per failed item."""
-        items = [item async for item in self.iter_classify(images, top_k=top_k, concurrency=concurrency, reject=reject)]
+        """Classify many images concurrently; the items in input order, one error per failed item.
+
+        ``batch_size`` up to 16 sends them in batch requests (see :meth:`iter_classify`).
+        """
+        stream = self.iter_classify(images, top_k=top_k, concurrency=concurrency, reject=reject, batch_size=batch_size)
+        items = [item async for item in stream]
         return sorted(items, key=lambda item: item.index)
 
 

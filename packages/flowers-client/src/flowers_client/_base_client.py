@@ -27,6 +27,8 @@ from flowers_client._config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     INITIAL_RETRY_DELAY,
+    MAX_BATCH_PAYLOAD,
+    MAX_BATCH_SIZE,
     MAX_REPLY_BYTES,
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
@@ -43,12 +45,12 @@ from flowers_client._exceptions import (
     ResponseValidationError,
     UpstreamError,
 )
-from flowers_client._inputs import ImageInput, build_payload, describe
+from flowers_client._inputs import ImageInput, build_item, build_payload, check_top_k, describe, options
 from flowers_client._models import BatchFailure, BatchItem, BatchSuccess, ClassifyResult
 from flowers_client._response import RawResponse
-from flowers_client._transport import Wire, encode_payload, select_wire
+from flowers_client._transport import BatchEntry, Wire, encode_payload, select_wire
 
-__all__ = ["NOT_GIVEN", "BaseClient", "Cancelled", "Timeout", "is_retryable", "retry_delay"]
+__all__ = ["NOT_GIVEN", "BaseClient", "Cancelled", "OutgoingBatch", "Timeout", "is_retryable", "retry_delay"]
 
 logger = logging.getLogger("flowers_client")
 
@@ -133,6 +135,14 @@ class Outgoing:
     content: bytes
     headers: dict[str, str]
     what: str
+
+
+@dataclass
+class OutgoingBatch:
+    """One batch request and the inputs it carries, in the order of its ``images``."""
+
+    request: Outgoing
+    entries: list[tuple[int, ImageInput]]
 
 
 class ReplyReader:
@@ -327,6 +337,101 @@ class BaseClient:
     def _check_concurrency(concurrency: int) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+
+    # --- batches ------------------------------------------------------------------------
+
+    def _batch_size(self, batch_size: int) -> int:
+        """The images per request to use: ``batch_size``, except 1 on the RIE.
+
+        The RIE runs one invoke at a time and every client of this process queues for it
+        (``_endpoint_lock``): a batch of 16, URL downloads included, would hold it for up to
+        a whole fetch deadline while everyone else waits, and a local RIE gains nothing
+        from fewer, larger invokes. The service itself accepts batches there too.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}")
+        if batch_size > 1 and self._wire.serialised:
+            logger.info("batch_size=%d ignored: the RIE transport sends one image per invoke", batch_size)
+            return 1
+        return batch_size
+
+    def _build_batches(
+        self, entries: list[tuple[int, ImageInput]], *, top_k: int, reject: bool
+    ) -> tuple[list[BatchItem], list[OutgoingBatch]]:
+        """Inputs that cannot be sent (each its own failure) and the requests carrying the rest.
+
+        Requests hold at most :data:`MAX_BATCH_PAYLOAD` bytes (an image larger than that goes alone).
+        """
+        failures: list[BatchItem] = []
+        try:
+            check_top_k(top_k)
+        except FlowersError as exc:
+            return [self._item(i, image, exc) for i, image in entries], []
+        extra = options(top_k=top_k, reject=reject)
+        limit = min(self._wire.max_payload, MAX_BATCH_PAYLOAD)
+        groups: list[list[tuple[int, ImageInput, dict[str, str]]]] = [[]]
+        size = 0
+        for index, image in entries:
+            try:
+                item = build_item(image, max_payload=self._wire.max_payload)
+            except FlowersError as exc:
+                failures.append(self._item(index, image, exc))
+                continue
+            item_size = sum(len(k) + len(v) + 8 for k, v in item.items())  # {"image":"..."}, and a comma
+            if groups[-1] and size + item_size > limit:
+                groups.append([])
+                size = 0
+            groups[-1].append((index, image, item))
+            size += item_size
+        requests = [
+            OutgoingBatch(
+                Outgoing(
+                    encode_payload({"images": [item for _, _, item in group], **extra}),
+                    self._headers(),
+                    f"a batch of {len(group)} ({describe(group[0][1])}...)",
+                ),
+                [(index, image) for index, image, _ in group],
+            )
+            for group in groups
+            if group
+        ]
+        return failures, requests
+
+    def _parse_batch(self, raw: RawResponse, batch: OutgoingBatch) -> list[BatchItem]:
+        """One item per input of ``batch``: its result, or the error the service answered for it alone."""
+        body = self._wire.parse(raw, batch=True)
+        request_id = str(body["request_id"]) if body.get("request_id") else None
+        results = body["results"]
+        if len(results) != len(batch.entries):
+            raise ResponseValidationError(
+                f"the batch reply has {len(results)} entries for {len(batch.entries)} images",
+                request_id=request_id,
+                body=body,
+                response=raw,
+            )
+        items: list[BatchItem] = []
+        for (index, image), entry in zip(batch.entries, results, strict=True):
+            read = BatchEntry.read(entry, request_id, raw)
+            outcome: ClassifyResult | FlowersError
+            if isinstance(read, FlowersError):
+                outcome = read
+            else:
+                try:
+                    outcome = ClassifyResult.model_validate(read)
+                    outcome._raw_response = raw
+                except ValidationError as exc:
+                    outcome = ResponseValidationError(
+                        f"an entry of the batch reply does not match the result schema: {exc.error_count()} error(s)",
+                        request_id=request_id,
+                        body=entry,
+                        response=raw,
+                    )
+            items.append(self._item(index, image, outcome))
+        return items
+
+    def _failed_batch(self, batch: OutgoingBatch, error: FlowersError) -> list[BatchItem]:
+        """The whole request failed (connection, 413, 5xx after retries...): so did each of its images."""
+        return [self._item(index, image, error) for index, image in batch.entries]
 
 
 class _StopAtDeadline(stop_base):

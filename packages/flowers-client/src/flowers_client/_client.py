@@ -11,8 +11,18 @@ from types import TracebackType
 import httpx
 from tenacity import Retrying
 
-from flowers_client._base_client import NOT_GIVEN, BaseClient, Call, Cancelled, Outgoing, Timeout, _NotGiven
+from flowers_client._base_client import (
+    NOT_GIVEN,
+    BaseClient,
+    Call,
+    Cancelled,
+    Outgoing,
+    OutgoingBatch,
+    Timeout,
+    _NotGiven,
+)
 from flowers_client._config import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
     DEFAULT_DEADLINE,
     DEFAULT_MAX_RETRIES,
@@ -150,40 +160,53 @@ class FlowersClient(BaseClient):
         top_k: int = DEFAULT_TOP_K,
         concurrency: int = DEFAULT_CONCURRENCY,
         reject: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Generator[BatchItem, None, None]:
         """Classify many images, yielding each :data:`BatchItem` as soon as it is done.
 
         Items come in the order they finish; ``item.index`` is the input's
         position. At most ``concurrency`` requests are in flight, and
-        ``images`` is read lazily, one input per free slot. Stopping early
+        ``images`` is read lazily, one request's worth per free slot. Stopping early
         (``close()``, or ``break`` then dropping the generator, an exception,
         Ctrl-C) stops scheduling at once; requests already in flight finish on
         daemon threads and are dropped.
+
+        ``batch_size`` (1-16, default 1): images per request. Above 1, inputs
+        go in batch requests (``{"images": [...]}``) and each still comes back
+        as its own item, with its own error if it failed (an input that cannot
+        be read fails alone, before sending; a request that fails as a whole
+        fails each of its images; a failed image of an answered batch is not
+        retried). Forced to 1 on the RIE transport, which runs one invoke at a time.
         """
         self._check_concurrency(concurrency)
-        return self._iter_classify(iter(images), top_k, concurrency, reject)
+        return self._iter_classify(iter(images), top_k, concurrency, reject, self._batch_size(batch_size))
 
     def _iter_classify(
-        self, images: Iterator[ImageInput], top_k: int, concurrency: int, reject: bool
+        self, images: Iterator[ImageInput], top_k: int, concurrency: int, reject: bool, batch_size: int = 1
     ) -> Generator[BatchItem, None, None]:
-        jobs: queue.Queue[tuple[int, ImageInput] | None] = queue.Queue()  # None: stop
-        done: queue.Queue[BatchItem | BaseException] = queue.Queue()
+        jobs: queue.Queue[list[tuple[int, ImageInput]] | None] = queue.Queue()  # None: stop
+        done: queue.Queue[list[BatchItem] | BaseException] = queue.Queue()
         stopped = threading.Event()
         workers: list[threading.Thread] = []
 
         def work() -> None:
             while (job := jobs.get()) is not None and not stopped.is_set():
-                index, image = job
                 try:
-                    outcome: ClassifyResult | FlowersError = self._classify(
-                        image, top_k=top_k, reject=reject, cancelled=stopped
-                    )
-                except FlowersError as exc:
-                    outcome = exc
+                    if batch_size == 1:
+                        ((index, image),) = job
+                        try:
+                            outcome: ClassifyResult | FlowersError = self._classify(
+                                image, top_k=top_k, reject=reject, cancelled=stopped
+                            )
+                        except FlowersError as exc:
+                            outcome = exc
+                        items = [self._item(index, image, outcome)]
+                    else:
+                        items = self._classify_batch(job, top_k=top_k, reject=reject, cancelled=stopped)
                 except BaseException as exc:  # a bug: hand it to the caller rather than hang
                     done.put(exc)
                     continue
-                done.put(self._item(index, image, outcome))
+                done.put(items)
 
         in_flight = 0
         position = 0
@@ -191,30 +214,59 @@ class FlowersClient(BaseClient):
         try:
             while True:
                 while not exhausted and in_flight < concurrency:
-                    try:
-                        image = next(images)
-                    except StopIteration:
-                        exhausted = True
+                    job: list[tuple[int, ImageInput]] = []
+                    while len(job) < batch_size:
+                        try:
+                            job.append((position, next(images)))
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        position += 1
+                    if not job:
                         break
                     if len(workers) <= in_flight:
                         # Daemon threads: an interrupted batch never holds up the interpreter's exit.
                         worker = threading.Thread(target=work, name=f"flowers-{len(workers)}", daemon=True)
                         worker.start()
                         workers.append(worker)
-                    jobs.put((position, image))
-                    position += 1
+                    jobs.put(job)
                     in_flight += 1
                 if in_flight == 0:
                     return
-                item = done.get()
+                finished = done.get()
                 in_flight -= 1
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+                if isinstance(finished, BaseException):
+                    raise finished
+                yield from sorted(finished, key=lambda item: item.index)
         finally:
             stopped.set()
             for _ in workers:
                 jobs.put(None)
+
+    def _classify_batch(
+        self,
+        entries: list[tuple[int, ImageInput]],
+        *,
+        top_k: int,
+        reject: bool,
+        cancelled: threading.Event | None = None,
+    ) -> list[BatchItem]:
+        """One item per entry, sent as batch requests (the retry policy applies to each request as a whole)."""
+        items, batches = self._build_batches(entries, top_k=top_k, reject=reject)
+        for batch in batches:
+            items.extend(self._send_batch(batch, cancelled))
+        return items
+
+    def _send_batch(self, batch: OutgoingBatch, cancelled: threading.Event | None) -> list[BatchItem]:
+        call = self._new_call(batch.request.what)
+        items: list[BatchItem] = []
+        try:
+            for attempt in Retrying(sleep=_sleep, **self._retry_policy(call)):
+                with attempt:
+                    items = self._parse_batch(self._send(batch.request, call, cancelled), batch)
+        except FlowersError as exc:
+            return self._failed_batch(batch, exc)
+        return items
 
     def wait_until_idle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for this process's request in flight to an RIE endpoint to end.
@@ -238,10 +290,15 @@ class FlowersClient(BaseClient):
         concurrency: int = DEFAULT_CONCURRENCY,
         reject: bool = False,
         on_progress: Callable[[BatchItem], None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> list[BatchItem]:
-        """Classify many images concurrently; the items in input order, one error per failed item."""
+        """Classify many images concurrently; the items in input order, one error per failed item.
+
+        ``batch_size`` up to 16 sends them in batch requests (see :meth:`iter_classify`).
+        """
         items: list[BatchItem] = []
-        for item in self.iter_classify(images, top_k=top_k, concurrency=concurrency, reject=reject):
+        stream = self.iter_classify(images, top_k=top_k, concurrency=concurrency, reject=reject, batch_size=batch_size)
+        for item in stream:
             items.append(item)
             if on_progress is not None:
                 on_progress(item)

@@ -8,6 +8,7 @@ from flowers_client._version import __version__
 
 __all__ = [
     "API_GATEWAY_MAX_PAYLOAD",
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_DEADLINE",
     "DEFAULT_ENDPOINT",
@@ -17,6 +18,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "INITIAL_RETRY_DELAY",
     "LAMBDA_MAX_PAYLOAD",
+    "MAX_BATCH_PAYLOAD",
+    "MAX_BATCH_SIZE",
     "MAX_REPLY_BYTES",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
@@ -37,6 +40,10 @@ DEFAULT_DEADLINE: Final = 120.0
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_TOP_K: Final = 10
 DEFAULT_CONCURRENCY: Final = 8
+#: Images per request in ``iter_classify`` / ``classify_many``: 1 sends each alone (every service accepts
+#: that); up to MAX_BATCH_SIZE packs them into batch requests (``{"images": [...]}``).
+DEFAULT_BATCH_SIZE: Final = 1
+MAX_BATCH_SIZE: Final = 16
 #: Exponential backoff: 0.5 s, 1 s, 2 s ... capped at 8 s, with jitter.
 INITIAL_RETRY_DELAY: Final = 0.5
 MAX_RETRY_DELAY: Final = 8.0
@@ -45,6 +52,10 @@ MAX_RETRY_AFTER: Final = 60.0
 #: Request payload limits of what sits in front of the function.
 API_GATEWAY_MAX_PAYLOAD: Final = 10 * 1024 * 1024
 LAMBDA_MAX_PAYLOAD: Final = 6 * 1024 * 1024
+#: A batch request is packed to at most this many bytes, whatever the front door: behind API Gateway the
+#: request becomes a Lambda event (headers and all) that must stay under Lambda's 6 MB. Larger images
+#: travel in a request of their own.
+MAX_BATCH_PAYLOAD: Final = 5 * 1024 * 1024
 #: A result with all 102 predictions is about 7 KB; anything much larger is not
 #: an answer from our service, and is not read into memory.
 MAX_REPLY_BYTES: Final = 1024 * 1024

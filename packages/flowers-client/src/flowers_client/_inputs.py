@@ -16,7 +16,16 @@ from typing import IO, Any, Union
 from flowers_client._config import IMAGE_SUFFIXES
 from flowers_client._exceptions import InvalidInputError
 
-__all__ = ["ImageInput", "build_payload", "describe", "find_images", "is_url"]
+__all__ = [
+    "ImageInput",
+    "build_item",
+    "build_payload",
+    "check_top_k",
+    "describe",
+    "find_images",
+    "is_url",
+    "options",
+]
 
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 
@@ -82,13 +91,25 @@ def _read(image: ImageInput) -> bytes:
     raise InvalidInputError(f"cannot classify a {type(image).__name__}: pass a URL, a path, bytes or a binary file")
 
 
-def build_payload(image: ImageInput, *, top_k: int, max_payload: int, reject: bool = False) -> dict[str, Any]:
-    """The request body for one image. ``reject`` is sent only when true (older services don't know it)."""
+def check_top_k(top_k: int) -> None:
     if not 1 <= top_k <= 102:
         raise InvalidInputError("top_k must be between 1 and 102")
-    options: dict[str, Any] = {"top_k": top_k, **({"reject": True} if reject else {})}
+
+
+def build_payload(image: ImageInput, *, top_k: int, max_payload: int, reject: bool = False) -> dict[str, Any]:
+    """The request body for one image. ``reject`` is sent only when true (older services don't know it)."""
+    check_top_k(top_k)
+    return {**build_item(image, max_payload=max_payload), **options(top_k=top_k, reject=reject)}
+
+
+def options(*, top_k: int, reject: bool) -> dict[str, Any]:
+    return {"top_k": top_k, **({"reject": True} if reject else {})}
+
+
+def build_item(image: ImageInput, *, max_payload: int) -> dict[str, str]:
+    """``{"url": ...}`` or ``{"image": <base64>}``: one image as a request (with the options) or a batch item."""
     if isinstance(image, str) and is_url(image):
-        return {"url": image, **options}
+        return {"url": image}
     data = _read(image)
     if not data:
         raise InvalidInputError(f"{describe(image)}: the image is empty")
@@ -100,4 +121,4 @@ def build_payload(image: ImageInput, *, top_k: int, max_payload: int, reject: bo
             f"{describe(image)}: {len(data):,} bytes is too large to send; the limit through this endpoint "
             f"is about {limit:,} bytes (send a URL instead, or resize the image)"
         )
-    return {"image": base64.b64encode(data).decode("ascii"), **options}
+    return {"image": base64.b64encode(data).decode("ascii")}

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from flowers_client._config import API_GATEWAY_MAX_PAYLOAD, LAMBDA_MAX_PAYLOAD
 from flowers_client._exceptions import (
+    APIError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -41,8 +42,10 @@ from flowers_client._models import Prediction
 from flowers_client._response import RawResponse
 
 __all__ = [
+    "CODE_STATUS",
     "RIE_PATH",
     "ApiGatewayWire",
+    "BatchEntry",
     "RieWire",
     "Wire",
     "encode_payload",
@@ -73,7 +76,7 @@ _CODE_CLASSES: Final[dict[str, type[APIStatusError]]] = {
     "not_a_flower": NotAFlowerError,
 }
 #: Direct invokes carry no HTTP status: the service's stable codes say it.
-_CODE_STATUS: Final = {
+CODE_STATUS: Final = {
     "bad_request": 400,
     "forbidden_url": 400,
     "payload_too_large": 413,
@@ -183,7 +186,18 @@ def _error_fields(body: object) -> tuple[str | None, str]:
     return None, ""
 
 
-def _result(body: object, request_id: str | None, raw: RawResponse) -> dict[str, Any]:
+def _result(body: object, request_id: str | None, raw: RawResponse, *, batch: bool = False) -> dict[str, Any]:
+    if batch:
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise ResponseValidationError(
+                "the service's reply is not a batch reply (does it accept batches yet?)",
+                request_id=request_id,
+                body=body,
+                response=raw,
+            )
+        if request_id and not body.get("request_id"):
+            body["request_id"] = request_id
+        return body
     if not isinstance(body, dict) or "predictions" not in body:
         raise ResponseValidationError(
             "the service's reply is not a classification result", request_id=request_id, body=body, response=raw
@@ -201,7 +215,8 @@ class Wire:
     #: One request at a time per endpoint (the RIE).
     serialised: ClassVar[bool] = False
 
-    def parse(self, raw: RawResponse) -> dict[str, Any]:
+    def parse(self, raw: RawResponse, *, batch: bool = False) -> dict[str, Any]:
+        """A result, or with ``batch`` a batch reply (``{"results": [...]}``); an error reply raises."""
         raise NotImplementedError
 
 
@@ -209,7 +224,7 @@ class ApiGatewayWire(Wire):
     name = "api-gateway"
     max_payload = API_GATEWAY_MAX_PAYLOAD
 
-    def parse(self, raw: RawResponse) -> dict[str, Any]:
+    def parse(self, raw: RawResponse, *, batch: bool = False) -> dict[str, Any]:
         request_id = raw.headers.get("x-amzn-RequestId") or raw.headers.get("x-amz-apigw-id")
         body = _json(raw)
         if isinstance(body, dict) and body.get("request_id"):
@@ -220,7 +235,7 @@ class ApiGatewayWire(Wire):
             error = status_error(raw.status_code, message, code=code, request_id=request_id, body=body, response=raw)
             error.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             raise error
-        return _result(body, request_id, raw)
+        return _result(body, request_id, raw, batch=batch)
 
 
 class RieWire(Wire):
@@ -228,7 +243,7 @@ class RieWire(Wire):
     max_payload = LAMBDA_MAX_PAYLOAD
     serialised = True
 
-    def parse(self, raw: RawResponse) -> dict[str, Any]:
+    def parse(self, raw: RawResponse, *, batch: bool = False) -> dict[str, Any]:
         request_id = raw.headers.get("x-amzn-RequestId") or raw.headers.get("Lambda-Runtime-Aws-Request-Id")
         if raw.status_code >= 400:
             # The RIE itself refused (or a real Invoke API error).
@@ -262,9 +277,35 @@ class RieWire(Wire):
             )
         code, message = _error_fields(body)
         if isinstance(body, dict) and "error" in body:
-            status = _CODE_STATUS.get(code or "", 500)
+            status = CODE_STATUS.get(code or "", 500)
             raise status_error(status, message or "error", code=code, request_id=request_id, body=body, response=raw)
-        return _result(body, request_id, raw)
+        return _result(body, request_id, raw, batch=batch)
+
+
+class BatchEntry:
+    """Reading one entry of a batch reply: a result dict, or the error a single request would have raised."""
+
+    @staticmethod
+    def read(entry: object, request_id: str | None, raw: RawResponse) -> dict[str, Any] | APIError:
+        if not isinstance(entry, dict):
+            return ResponseValidationError(
+                "an entry of the batch reply is not an object", request_id=request_id, body=entry, response=raw
+            )
+        entry_id = str(entry["request_id"]) if entry.get("request_id") else request_id
+        if "error" in entry:
+            code, message = _error_fields(entry)
+            status = entry.get("status")
+            if not isinstance(status, int) or isinstance(status, bool) or status < 400:
+                status = CODE_STATUS.get(code or "", 500)
+            return status_error(status, message or "error", code=code, request_id=entry_id, body=entry, response=raw)
+        if "predictions" not in entry:
+            return ResponseValidationError(
+                "an entry of the batch reply is neither a result nor an error",
+                request_id=entry_id,
+                body=entry,
+                response=raw,
+            )
+        return {**entry, "request_id": entry_id}
 
 
 def select_wire(endpoint: str, transport: str | None = None) -> Wire:

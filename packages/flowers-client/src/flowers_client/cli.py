@@ -34,11 +34,13 @@ from typing import IO, TextIO
 from flowers_client._cli_output import Output
 from flowers_client._client import FlowersClient
 from flowers_client._config import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
     DEFAULT_DEADLINE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     DEFAULT_TOP_K,
+    MAX_BATCH_SIZE,
 )
 from flowers_client._exceptions import (
     APIConnectionError,
@@ -115,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"requests in flight (default {DEFAULT_CONCURRENCY}; one at a time per RIE endpoint)",
     )
     classify.add_argument(
+        "--batch-size",
+        type=_batch_size_arg,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images per request, 1-{MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE}; always 1 on an RIE endpoint)",
+    )
+    classify.add_argument(
         "--timeout",
         type=_positive_float,
         default=DEFAULT_TIMEOUT[1],
@@ -140,6 +148,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be >= 1")
+    return number
+
+
+def _batch_size_arg(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_BATCH_SIZE}")
     return number
 
 
@@ -369,6 +384,7 @@ def _run(
         top_k=args.top_k or DEFAULT_TOP_K,
         concurrency=args.concurrency,
         reject=args.reject,
+        batch_size=args.batch_size,
     )
     with _Interrupts() as interrupts:
         try:

@@ -11,7 +11,8 @@
     │   └── ImageTooLarge        (413 image_too_large: over the pixel cap or the decode-memory budget)
     ├── NotAFlower               (422 not_a_flower: asked with "reject", and the photo shows none of our species)
     ├── UpstreamError            (502 upstream_error)
-    └── UpstreamTimeout          (504 upstream_timeout)
+    ├── UpstreamTimeout          (504 upstream_timeout)
+    └── OutOfTime                (504 integration_timeout: a batch item the function had no time left for)
 
 The codes are part of the public contract (see ``flowers_serving.contract``);
 add new ones, never rename.
@@ -26,6 +27,7 @@ __all__ = [
     "ForbiddenURL",
     "ImageTooLarge",
     "NotAFlower",
+    "OutOfTime",
     "PayloadTooLarge",
     "ServingError",
     "UndecodableImage",
@@ -102,3 +104,13 @@ class NotAFlower(ServingError):
 
     code = "not_a_flower"
     status = 422
+
+
+class OutOfTime(ServingError):
+    """A batch item not started because the function's time was nearly up (the items before it were answered).
+
+    The same code API Gateway gives a function too slow to answer at all: here only this item missed it.
+    """
+
+    code = "integration_timeout"
+    status = 504

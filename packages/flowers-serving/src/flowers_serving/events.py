@@ -6,8 +6,10 @@ Accepted shapes:
   ``{"url": "...", "top_k": 5}`` or ``{"image": "<base64>", "top_k": 5}``;
 * a warm-up ping: ``{"ping": true}``, ``{"warmup": true}`` or a scheduled
   EventBridge event (``"source": "aws.events"``);
+* a batch: ``{"images": [{"url": "..."} | {"image": "<base64>"}, ...], "top_k": 5}``
+  with 1 to :data:`MAX_BATCH_IMAGES` items (the options apply to every item);
 * API Gateway REST (v1 proxy) and HTTP API (v2) events for ``POST /predict``
-  whose body is that JSON object or the raw image (``isBase64Encoded``), with
+  whose body is one of those JSON objects or the raw image (``isBase64Encoded``), with
   ``top_k`` then taken from the query string; and ``GET /health``.
 
 Every field is type-checked before use (a list where an object belongs is a
@@ -15,7 +17,13 @@ Every field is type-checked before use (a list where an object belongs is a
 in 1-102, JSON is at most :data:`MAX_JSON_DEPTH` levels deep, and sizes are
 checked against the limits of the front door the request came through before
 anything is decoded: Lambda's 6,291,456-byte invoke payload for a direct
-invoke, API Gateway's 10 MB body for a proxy event.
+invoke, API Gateway's 10 MB body for a proxy event (for a batch: all its
+items together, since the limit is the request's).
+
+A batch's shape is checked whole (a list of 1-16 objects, each with exactly
+one of ``url`` / ``image``, strings): a wrong shape is one 400 naming the
+field (``images[3].url``). What is in an item (base64 that does not decode,
+an image over the size cap, a URL we refuse) is that item's own error.
 """
 
 from __future__ import annotations
@@ -29,9 +37,18 @@ from typing import Any, Final, Literal
 from flowers_serving.classifier import DEFAULT_TOP_K, MAX_TOP_K
 from flowers_serving.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["MAX_DIRECT_INVOKE_BYTES", "MAX_JSON_DEPTH", "MAX_PROXY_BODY_BYTES", "Request", "parse_event"]
+__all__ = [
+    "MAX_BATCH_IMAGES",
+    "MAX_DIRECT_INVOKE_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_PROXY_BODY_BYTES",
+    "BatchItem",
+    "Request",
+    "decode_image",
+    "parse_event",
+]
 
-Kind = Literal["url", "image", "ping", "health"]
+Kind = Literal["url", "image", "batch", "ping", "health"]
 
 #: Lambda's limit on a synchronous invoke's request payload.
 MAX_DIRECT_INVOKE_BYTES: Final = 6_291_456
@@ -39,7 +56,18 @@ MAX_DIRECT_INVOKE_BYTES: Final = 6_291_456
 MAX_PROXY_BODY_BYTES: Final = 10 * 1024 * 1024
 #: Our requests are two levels deep; anything far deeper is an attack on the parser.
 MAX_JSON_DEPTH: Final = 32
+#: The most images one request may carry: 16 photos of a few hundred KB stay
+#: well inside Lambda's 6 MB, and 16 URL downloads inside one fetch deadline.
+MAX_BATCH_IMAGES: Final = 16
 _TOP_K_ERROR: Final = f"top_k must be an integer between 1 and {MAX_TOP_K}"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One item of a batch, as sent: a URL, or the image still base64-encoded (decoded when its turn comes)."""
+
+    url: str | None = None
+    image_base64: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +78,7 @@ class Request:
     image: bytes | None = None
     top_k: int = DEFAULT_TOP_K
     reject: bool = False  # a photo that is not one of our species becomes 422 not_a_flower
+    items: tuple[BatchItem, ...] = ()  # kind "batch" only
 
 
 def parse_event(event: object, *, max_image_bytes: int) -> Request:
@@ -188,11 +217,16 @@ def _parse_body_object(
     payload_limit: int | None,
 ) -> Request:
     if not isinstance(payload, dict):
-        raise BadRequest("the request must be a JSON object with 'url' or 'image'")
+        raise BadRequest("the request must be a JSON object with 'url', 'image' or 'images'")
     top_k = _json_top_k(payload["top_k"]) if "top_k" in payload else _query_top_k(query_top_k)
     reject = payload["reject"] if "reject" in payload else _query_reject(query_reject)
     if not isinstance(reject, bool):
         raise BadRequest("'reject' must be a boolean")
+    if "images" in payload:
+        if "url" in payload or "image" in payload:
+            raise BadRequest("send 'images' (a batch) or one of 'url' / 'image', not both")
+        items = _batch_items(payload["images"], payload_limit)
+        return Request(kind="batch", proxy=proxy, top_k=top_k, reject=reject, items=items)
     url, image = payload.get("url"), payload.get("image")
     if (url is None) == (image is None):
         raise BadRequest("send exactly one of 'url' or 'image'")
@@ -214,6 +248,47 @@ def _parse_body_object(
         top_k=top_k,
         reject=reject,
     )
+
+
+def _batch_items(value: object, payload_limit: int | None) -> tuple[BatchItem, ...]:
+    """The batch's shape, all of it checked before any item runs: one 400 naming the first wrong field."""
+    if not isinstance(value, list):
+        raise BadRequest("'images' must be a list of {'url': ...} or {'image': ...} objects")
+    if not 1 <= len(value) <= MAX_BATCH_IMAGES:
+        raise BadRequest(f"'images' must hold 1 to {MAX_BATCH_IMAGES} items; it holds {len(value)}")
+    items: list[BatchItem] = []
+    inline = 0
+    for i, item in enumerate(value):
+        field = f"images[{i}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"'{field}' must be an object with 'url' or 'image'")
+        unknown = sorted(str(k) for k in item if k not in ("url", "image"))
+        if unknown:
+            # Options (top_k, reject) are the batch's, not an item's: say so rather than ignore them.
+            raise BadRequest(f"'{field}' may only hold 'url' or 'image'; '{unknown[0]}' belongs beside 'images'")
+        url, image = item.get("url"), item.get("image")
+        if (url is None) == (image is None):
+            raise BadRequest(f"'{field}': send exactly one of 'url' or 'image'")
+        if url is not None:
+            if not isinstance(url, str) or not url:
+                raise BadRequest(f"'{field}.url' must be a non-empty string")
+            items.append(BatchItem(url=url))
+            continue
+        if not isinstance(image, str) or not image:
+            raise BadRequest(f"'{field}.image' must be a non-empty base64 string")
+        inline += len(image)
+        items.append(BatchItem(image_base64=image))
+    if payload_limit is not None and inline > payload_limit:
+        raise PayloadTooLarge(
+            f"the batch's images are {inline:,} bytes of base64 together; a direct invoke carries at most "
+            f"{payload_limit:,} bytes (Lambda's limit)"
+        )
+    return tuple(items)
+
+
+def decode_image(text: str, *, max_bytes: int) -> bytes:
+    """A batch item's base64 image, with the same checks as a single request's (400 / 413)."""
+    return _b64decode(text, max_bytes=max_bytes, what="image")
 
 
 def _query_reject(value: str | None) -> bool:

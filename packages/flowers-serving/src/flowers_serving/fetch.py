@@ -123,10 +123,17 @@ class Fetcher:
         session.headers["User-Agent"] = "flowers-serving (+image fetch)"
         self._session = session
 
-    def fetch(self, url: str) -> bytes:
-        """The image at ``url``: every hop checked, all of it within ``total_timeout``."""
+    def fetch(self, url: str, *, within: float | None = None) -> bytes:
+        """The image at ``url``: every hop checked, all of it within ``total_timeout``.
+
+        ``within``: fewer seconds than that, when the fetch is one of several
+        sharing one deadline (a batch's downloads).
+        """
         _check_url(url, allow_loopback=self.settings.allow_loopback)
-        with running(Deadline(self.settings.total_timeout)) as deadline:
+        seconds = self.settings.total_timeout if within is None else min(within, self.settings.total_timeout)
+        if seconds <= 0:
+            raise self._timeout()
+        with running(Deadline(seconds)) as deadline:
             try:
                 return self._follow(url, deadline)
             except ServingError:

@@ -16,7 +16,15 @@ the rate and their sum the count):
   went through;
 * ``NotFlower`` rate, for results that say whether the image shows a flower;
 * ``ColdStart``: 1 on the first request of an execution environment;
+* ``Images``: images in the request (1, or a batch's size): its sum is the
+  images served, its average the batch size;
 * ``Errors`` with dimensions ``service`` and ``code``: one per error.
+
+A batch (``items``) is one request whose images count one by one: the error
+rates, ``NotFlower`` and the phase latencies get one sample per item (so the
+5xx alarm sees the share of images failing, as for single requests), the
+``Errors`` one count per failed item; ``Requests``, ``Latency`` and
+``ColdStart`` stay per request. Still one EMF line, plus one per error code.
 
 Off unless ``POWERTOOLS_METRICS_NAMESPACE`` is set, and a no-op without the
 ``metrics`` extra (``aws-lambda-powertools``): local runs and tests print only
@@ -29,14 +37,15 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.metrics import Metrics
 
-__all__ = ["enabled", "record"]
+__all__ = ["Item", "enabled", "record"]
 
 NAMESPACE_ENV: Final = "POWERTOOLS_METRICS_NAMESPACE"
 #: Timings keys (as the classifier and handler report them) to metric names. Each name is a custom metric
@@ -55,17 +64,33 @@ logger = logging.getLogger("flowers_serving.metrics")
 _state = {"cold": True, "failed": False}
 
 
+class Item(NamedTuple):
+    """One image of a batch: its status and error code (None: answered), phase timings (ms), flower verdict."""
+
+    status: int
+    error_code: str | None
+    timings: Mapping[str, float]
+    is_flower: bool | None
+
+
 def enabled() -> bool:
     return bool(os.environ.get(NAMESPACE_ENV)) and _powertools() is not None
 
 
-def record(status: int, error_code: str | None, timings: Mapping[str, float] | None, is_flower: bool | None) -> None:
-    """Emit the metrics of one request (``timings`` in ms, keys as in :data:`PHASES`)."""
+def record(
+    status: int,
+    error_code: str | None,
+    timings: Mapping[str, float] | None,
+    is_flower: bool | None,
+    *,
+    items: Sequence[Item] | None = None,
+) -> None:
+    """Emit the metrics of one request (``timings`` in ms, keys as in :data:`PHASES`; ``items``: a batch's)."""
     cold, _state["cold"] = _state["cold"], False
     if not enabled():
         return
     try:
-        _emit(status, error_code, timings or {}, is_flower, cold)
+        _emit(status, error_code, timings or {}, is_flower, cold, items or ())
     except Exception:  # metrics are best effort: the reply matters more
         if not _state["failed"]:
             _state["failed"] = True
@@ -73,27 +98,45 @@ def record(status: int, error_code: str | None, timings: Mapping[str, float] | N
 
 
 def _emit(
-    status: int, error_code: str | None, timings: Mapping[str, float], is_flower: bool | None, cold: bool
+    status: int,
+    error_code: str | None,
+    timings: Mapping[str, float],
+    is_flower: bool | None,
+    cold: bool,
+    items: Sequence[Item],
 ) -> None:
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     count = MetricUnit.Count
     metrics = _metrics()
     metrics.add_metric(name="Requests", unit=count, value=1)
-    metrics.add_metric(name="ServerError", unit=count, value=int(status >= 500))
-    metrics.add_metric(name="ClientError", unit=count, value=int(400 <= status < 500))
     metrics.add_metric(name="ColdStart", unit=count, value=int(cold))
-    for key, name in PHASES.items():
-        value = timings.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=float(value))
-    if is_flower is not None:
-        metrics.add_metric(name="NotFlower", unit=count, value=int(not is_flower))
+    metrics.add_metric(name="Images", unit=count, value=len(items) or 1)
+    _latency(metrics, "total_ms", timings)
+    # Per image: the request itself, or each item of a batch (add_metric appends: one sample per call).
+    errors: Counter[str] = Counter()
+    for image in items or [Item(status, error_code, timings, is_flower)]:
+        metrics.add_metric(name="ServerError", unit=count, value=int(image.status >= 500))
+        metrics.add_metric(name="ClientError", unit=count, value=int(400 <= image.status < 500))
+        for key in PHASES:
+            if key != "total_ms":
+                _latency(metrics, key, image.timings)
+        if image.is_flower is not None:
+            metrics.add_metric(name="NotFlower", unit=count, value=int(not image.is_flower))
+        if image.error_code:
+            errors[image.error_code if _CODE.fullmatch(image.error_code) else "other"] += 1
     metrics.flush_metrics()
-    if error_code:
-        code = error_code if _CODE.fullmatch(error_code) else "other"
-        with single_metric(name="Errors", unit=count, value=1) as metric:
+    for code, n in sorted(errors.items()):
+        with single_metric(name="Errors", unit=count, value=n) as metric:
             metric.add_dimension(name="code", value=code)
+
+
+def _latency(metrics: Metrics, key: str, timings: Mapping[str, float]) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    value = timings.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        metrics.add_metric(name=PHASES[key], unit=MetricUnit.Milliseconds, value=float(value))
 
 
 @functools.cache
