@@ -55,9 +55,10 @@ from flowers_client._version import __version__
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
-#: After Ctrl-C, how long to wait for the one invoke in flight to an RIE: a new
-#: run that reaches the emulator while it still works would crash it.
-RIE_GRACE = 1.5
+#: Seconds from Ctrl-C to wait for the one invoke in flight to a bare RIE (a new
+#: run that reaches the emulator while it still works would crash it), kept short
+#: so that the exit always comes within 2 s of the Ctrl-C.
+RIE_GRACE = 1.0
 
 HINT_UNREACHABLE = (
     "hint: nothing answers at {endpoint}. Start the local stack with `nox -s serve`, "
@@ -222,6 +223,7 @@ class _Interrupts:
 
     def __init__(self) -> None:
         self.count = 0
+        self.first_at: float | None = None  # time.monotonic() of the first Ctrl-C
         self._deferring = 0
         self._pending = False
         self._previous: object = None
@@ -237,6 +239,8 @@ class _Interrupts:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
+        if self.first_at is None:
+            self.first_at = time.monotonic()
         if self.count > 1:
             os.write(2, b"\nflowers: interrupted again; exiting now\n")
             os._exit(EXIT_INTERRUPTED)
@@ -244,6 +248,10 @@ class _Interrupts:
             self._pending = True
             return
         raise KeyboardInterrupt
+
+    def since_first(self) -> float:
+        """Seconds since the first Ctrl-C (0 if none came through the handler)."""
+        return 0.0 if self.first_at is None else time.monotonic() - self.first_at
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -395,7 +403,7 @@ def _run(
             output.close()
             if not interrupted:
                 client.close()  # after an interrupt, requests in flight may still hold connections
-            elif not client.wait_until_idle(RIE_GRACE):
+            elif not client.wait_until_idle(max(0.0, RIE_GRACE - interrupts.since_first())):
                 print(
                     "flowers: the RIE is still running the last invoke; give it a moment before the next run",
                     file=sys.stderr,
