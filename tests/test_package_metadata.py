@@ -33,4 +33,4 @@ def test_license_and_metadata(name: str) -> None:
 
 def test_the_client_installs_the_flowers_command() -> None:
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "flowers"]
-    assert script.value == "flowers_client.cli:main"
+    assert script.value == "flowers_client.cli:run"

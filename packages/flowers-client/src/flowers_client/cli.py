@@ -462,7 +462,15 @@ def _configure_logging(verbose: int, output: Output) -> None:
 
 def run() -> None:
     """The console script: ``flowers``."""
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Everything is written and closed; skip the interpreter's teardown (seconds on a
+        # busy machine, with requests in flight on daemon threads) so Ctrl-C ends the run now.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
