@@ -29,10 +29,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 
-from flowers_client._cli_output import Output
-from flowers_client._client import FlowersClient
 from flowers_client._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DEADLINE,
@@ -49,8 +47,12 @@ from flowers_client._exceptions import (
     NotFoundError,
 )
 from flowers_client._inputs import find_images, is_url
-from flowers_client._models import BatchItem
 from flowers_client._version import __version__
+
+if TYPE_CHECKING:
+    from flowers_client._cli_output import Output
+    from flowers_client._client import FlowersClient
+    from flowers_client._models import BatchItem
 
 __all__ = ["main"]
 
@@ -321,6 +323,11 @@ def _main(argv: Sequence[str] | None) -> int:
     if not images:
         print("flowers: no images given (paths, directories, URLs, or '-' to read them from stdin)", file=sys.stderr)
         return EXIT_USAGE
+    # Imported here, not at the top: `flowers --help` needs neither, and a Ctrl-C
+    # while they load (seconds on a busy machine) ends the run without a traceback.
+    from flowers_client._cli_output import Output
+    from flowers_client._client import FlowersClient
+
     try:
         client = FlowersClient(
             args.endpoint,
