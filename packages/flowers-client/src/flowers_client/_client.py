@@ -37,7 +37,7 @@ class FlowersClient(BaseClient):
     it unless ``transport`` ('api-gateway' / 'rie') says otherwise.
 
     ``timeout``: seconds, or (connect, read); one attempt takes at most
-    connect + read seconds, the whole body of the reply included. ``deadline``: seconds for
+    connect + read seconds, the reply's headers and body included. ``deadline``: seconds for
     a whole call, every retry and wait included (``None``: no deadline).
     ``http_client``: an ``httpx.Client`` of yours to send with (not closed here).
     """
