@@ -28,8 +28,8 @@ __all__ = [
 DEFAULT_ENDPOINT: Final = "http://127.0.0.1:3000/predict"
 #: (connect, read) seconds. One attempt takes at most connect + read seconds,
 #: the reply's headers and whole body included (a server trickling them cannot
-#: stretch the attempt: see ``_attempt_clock``). The read timeout is above API Gateway's 29 s integration timeout, so the
-#: gateway's own 504 arrives before ours.
+#: stretch the attempt: see ``_attempt_clock``). The read timeout is above API
+#: Gateway's 29 s integration timeout, so the gateway's own 504 arrives before ours.
 DEFAULT_TIMEOUT: Final = (5.0, 35.0)
 #: Seconds for one call, every attempt and every wait between them included.
 DEFAULT_DEADLINE: Final = 120.0
