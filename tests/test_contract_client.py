@@ -152,7 +152,6 @@ def test_cli_ctrl_c_mid_batch_through_the_rie(stack: Any) -> None:
     else:
         assert code == 130
         assert "interrupted" in err
-        assert "still running" not in err
         assert [line["index"] for line in finished] == [0, 1, 2, 3]
         assert all(line["ok"] for line in lines)
     with flowers_client.FlowersClient(endpoint_of(stack, "rie"), max_retries=0) as client:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -158,3 +159,47 @@ def test_progress_bar_on_a_terminal_stderr_also_with_json(tmp_path: Path, servic
     assert "image/s" in text
     assert "5 classified, 0 failed" in text
     assert [json.loads(line)["index"] for line in out.splitlines()] == list(range(5))  # stdout untouched
+
+
+def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path: Path, service: FakeService) -> None:
+    """Importing httpx and pydantic takes seconds on a busy machine; a Ctrl-C then is a Ctrl-C too.
+
+    ``-X importtime`` reports each module as it finishes loading: the signal goes
+    out once pydantic is loading, which the CLI does only once it runs.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "FLOWERS_ENDPOINT"}
+    images = batch(tmp_path, fast=0, held=3)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "flowers_client.cli",
+            "classify",
+            *images,
+            "--endpoint",
+            service.url,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if re.search(r"\|\s+(pydantic|httpx)\b", line):
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=HANG_GUARD)
+    finally:
+        service.release()
+        process.kill()
+    err = "".join(seen) + err
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert "flowers: interrupted" in err

@@ -113,14 +113,14 @@ class AsyncFlowersClient(BaseClient):
             timeout, budget = self._attempt_timeout(call)
             self._log_request(out)
             started = time.monotonic()
-            reader = self._reader(budget)
+            reader = self._reader(budget, call)
             try:
                 # The budget bounds the whole exchange, however slowly the bytes arrive.
                 response = await asyncio.wait_for(self._exchange(out, timeout, reader), budget)
             except asyncio.TimeoutError:
-                raise APITimeoutError(f"no answer from {self.endpoint} within {budget:g} s") from None
+                raise self._timed_out(budget, call) from None
             except httpx.HTTPError as exc:
-                raise self._transport_error(exc, budget) from exc
+                raise self._transport_error(exc, budget, call) from exc
         finally:
             if self._lock is not None:
                 self._lock.release()

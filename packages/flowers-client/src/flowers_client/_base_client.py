@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -58,6 +59,8 @@ logger = logging.getLogger("flowers_client")
 Timeout = float | tuple[float, float] | httpx.Timeout
 
 _RETRY_STATUSES: Final = frozenset({408, 409, 429})
+#: A timeout this close to the call's deadline is reported as the deadline's.
+_DEADLINE_SLACK: Final = 0.05
 
 
 class Cancelled(Exception):
@@ -148,11 +151,11 @@ class OutgoingBatch:
 class ReplyReader:
     """Collects a reply's body, refusing one that is too large or arrives too late."""
 
-    def __init__(self, ends_at: float | None, budget: float | None) -> None:
+    def __init__(self, ends_at: float | None, late: Callable[[], APITimeoutError]) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
         self._ends_at = ends_at
-        self._budget = budget
+        self._late = late
 
     def add(self, chunk: bytes) -> None:
         self._size += len(chunk)
@@ -163,7 +166,7 @@ class ReplyReader:
 
     def check_time(self) -> None:
         if self._ends_at is not None and time.monotonic() > self._ends_at:
-            raise APITimeoutError(f"the reply took longer than {self._budget:g} s")
+            raise self._late()
 
     @property
     def content(self) -> bytes:
@@ -297,9 +300,9 @@ class BaseClient:
 
     # --- how to read the reply --------------------------------------------------------
 
-    def _reader(self, budget: float | None) -> ReplyReader:
+    def _reader(self, budget: float | None, call: Call | None = None) -> ReplyReader:
         started = time.monotonic()
-        return ReplyReader(None if budget is None else started + budget, budget)
+        return ReplyReader(None if budget is None else started + budget, lambda: self._timed_out(budget, call))
 
     def _raw(self, response: httpx.Response, content: bytes, started: float) -> RawResponse:
         elapsed_ms = (time.monotonic() - started) * 1000
@@ -320,12 +323,18 @@ class BaseClient:
         result._raw_response = raw
         return result
 
-    def _transport_error(self, exc: Exception, budget: float | None) -> APIConnectionError:
+    def _transport_error(self, exc: Exception, budget: float | None, call: Call | None = None) -> APIConnectionError:
         """httpx's failures as ours, with a short reason (the endpoint is named once)."""
         if isinstance(exc, httpx.TimeoutException):
-            limit = f" within {budget:g} s" if budget is not None else ""
-            return APITimeoutError(f"no answer from {self.endpoint}{limit} ({type(exc).__name__})")
+            return self._timed_out(budget, call, f" ({type(exc).__name__})")
         return APIConnectionError(f"cannot reach {self.endpoint}: {_reason(exc)}")
+
+    def _timed_out(self, budget: float | None, call: Call | None, detail: str = "") -> APITimeoutError:
+        """An attempt ran out of time: its own budget, or what the call's deadline left it."""
+        if call is not None and call.deadline is not None and (call.remaining() or 0.0) < _DEADLINE_SLACK:
+            return call.expired()
+        limit = f" within {budget:.3g} s" if budget is not None else ""
+        return APITimeoutError(f"no answer from {self.endpoint}{limit}{detail}")
 
     @staticmethod
     def _item(index: int, image: ImageInput, outcome: ClassifyResult | FlowersError) -> BatchItem:

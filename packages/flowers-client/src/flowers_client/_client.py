@@ -11,6 +11,7 @@ from types import TracebackType
 import httpx
 from tenacity import Retrying
 
+from flowers_client._attempt_clock import AttemptClockTransport, attempt_ends_at
 from flowers_client._base_client import (
     NOT_GIVEN,
     BaseClient,
@@ -46,7 +47,7 @@ class FlowersClient(BaseClient):
     it unless ``transport`` ('api-gateway' / 'rie') says otherwise.
 
     ``timeout``: seconds, or (connect, read); one attempt takes at most
-    connect + read seconds, the whole body of the reply included. ``deadline``: seconds for
+    connect + read seconds, the reply's headers and body included. ``deadline``: seconds for
     a whole call, every retry and wait included (``None``: no deadline).
     ``http_client``: an ``httpx.Client`` of yours to send with (not closed here).
     """
@@ -66,8 +67,9 @@ class FlowersClient(BaseClient):
             endpoint, api_key=api_key, timeout=timeout, max_retries=max_retries, deadline=deadline, transport=transport
         )
         self._owns_http = http_client is None
-        # Room for a batch's threads to each keep a connection.
-        self._http = http_client or httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+        # Room for a batch's threads to each keep a connection; sockets that keep to the attempt's clock.
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        self._http = http_client or httpx.Client(transport=AttemptClockTransport(limits=limits), limits=limits)
 
     def with_options(
         self,
@@ -135,17 +137,19 @@ class FlowersClient(BaseClient):
             request = self._http.build_request(
                 "POST", self.endpoint, content=out.content, headers=out.headers, timeout=timeout
             )
-            reader = self._reader(budget)
+            reader = self._reader(budget, call)
             try:
-                response = self._http.send(request, stream=True)
-                try:
-                    reader.check_time()
-                    for chunk in response.iter_bytes():
-                        reader.add(chunk)
-                finally:
-                    response.close()
+                # Every socket operation, the headers' included, ends by the attempt's end (see _attempt_clock).
+                with attempt_ends_at(None if budget is None else started + budget):
+                    response = self._http.send(request, stream=True)
+                    try:
+                        reader.check_time()
+                        for chunk in response.iter_bytes():
+                            reader.add(chunk)
+                    finally:
+                        response.close()
             except httpx.HTTPError as exc:
-                raise self._transport_error(exc, budget) from exc
+                raise self._transport_error(exc, budget, call) from exc
         finally:
             if self._lock is not None:
                 self._lock.release()

@@ -30,10 +30,9 @@ __all__ = [
 #: or pass ``endpoint=`` for a deployed API.
 DEFAULT_ENDPOINT: Final = "http://127.0.0.1:3000/predict"
 #: (connect, read) seconds. One attempt takes at most connect + read seconds,
-#: the whole body of the reply included (a server trickling it cannot stretch
-#: the attempt; the asyncio client also bounds the headers that way). The
-#: read timeout is above API Gateway's 29 s integration timeout, so the
-#: gateway's own 504 arrives before ours.
+#: the reply's headers and whole body included (a server trickling them cannot
+#: stretch the attempt: see ``_attempt_clock``). The read timeout is above API
+#: Gateway's 29 s integration timeout, so the gateway's own 504 arrives before ours.
 DEFAULT_TIMEOUT: Final = (5.0, 35.0)
 #: Seconds for one call, every attempt and every wait between them included.
 DEFAULT_DEADLINE: Final = 120.0

@@ -29,10 +29,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 
-from flowers_client._cli_output import Output
-from flowers_client._client import FlowersClient
 from flowers_client._config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
@@ -51,15 +49,20 @@ from flowers_client._exceptions import (
     NotFoundError,
 )
 from flowers_client._inputs import find_images, is_url
-from flowers_client._models import BatchItem
 from flowers_client._version import __version__
+
+if TYPE_CHECKING:
+    from flowers_client._cli_output import Output
+    from flowers_client._client import FlowersClient
+    from flowers_client._models import BatchItem
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
-#: After Ctrl-C, how long to wait for the one invoke in flight to an RIE: a new
-#: run that reaches the emulator while it still works would crash it.
-RIE_GRACE = 1.5
+#: Seconds from Ctrl-C to wait for the one invoke in flight to a bare RIE (a new
+#: run that reaches the emulator while it still works would crash it), kept short
+#: so that the exit always comes within 2 s of the Ctrl-C.
+RIE_GRACE = 1.0
 
 HINT_UNREACHABLE = (
     "hint: nothing answers at {endpoint}. Start the local stack with `nox -s serve`, "
@@ -237,6 +240,7 @@ class _Interrupts:
 
     def __init__(self) -> None:
         self.count = 0
+        self.first_at: float | None = None  # time.monotonic() of the first Ctrl-C
         self._deferring = 0
         self._pending = False
         self._previous: object = None
@@ -252,6 +256,8 @@ class _Interrupts:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
+        if self.first_at is None:
+            self.first_at = time.monotonic()
         if self.count > 1:
             os.write(2, b"\nflowers: interrupted again; exiting now\n")
             os._exit(EXIT_INTERRUPTED)
@@ -259,6 +265,10 @@ class _Interrupts:
             self._pending = True
             return
         raise KeyboardInterrupt
+
+    def since_first(self) -> float:
+        """Seconds since the first Ctrl-C (0 if none came through the handler)."""
+        return 0.0 if self.first_at is None else time.monotonic() - self.first_at
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -328,6 +338,11 @@ def _main(argv: Sequence[str] | None) -> int:
     if not images:
         print("flowers: no images given (paths, directories, URLs, or '-' to read them from stdin)", file=sys.stderr)
         return EXIT_USAGE
+    # Imported here, not at the top: `flowers --help` needs neither, and a Ctrl-C
+    # while they load (seconds on a busy machine) ends the run without a traceback.
+    from flowers_client._cli_output import Output
+    from flowers_client._client import FlowersClient
+
     try:
         client = FlowersClient(
             args.endpoint,
@@ -411,7 +426,7 @@ def _run(
             output.close()
             if not interrupted:
                 client.close()  # after an interrupt, requests in flight may still hold connections
-            elif not client.wait_until_idle(RIE_GRACE):
+            elif not client.wait_until_idle(max(0.0, RIE_GRACE - interrupts.since_first())):
                 print(
                     "flowers: the RIE is still running the last invoke; give it a moment before the next run",
                     file=sys.stderr,
@@ -470,7 +485,15 @@ def _configure_logging(verbose: int, output: Output) -> None:
 
 def run() -> None:
     """The console script: ``flowers``."""
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Everything is written and closed; skip the interpreter's teardown (seconds on a
+        # busy machine, with requests in flight on daemon threads) so Ctrl-C ends the run now.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
