@@ -15,9 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Fitted", "fit_methods", "within_class_pca"]
+from flowers_serving.flower_score import BANK_SCALE, FlowerScorer, unit_rows
+
+__all__ = ["DEFAULT_DIMS", "DEFAULT_K", "Fitted", "fit_methods", "knn_scorer", "within_class_pca"]
 
 Array = npt.NDArray[np.float64]
+
+#: Principal directions of the features the shipped k-NN scorer keeps, and its k (see the comparison).
+DEFAULT_DIMS = 256
+DEFAULT_K = 10
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,20 @@ def _knn(train: Array, k: int) -> Callable[[Array, Array], Array]:
     return score
 
 
+def knn_scorer(train_features: Array, *, dims: int = DEFAULT_DIMS, k: int = DEFAULT_K) -> FlowerScorer:
+    """The k-NN scorer's statistics from training flowers: PCA to ``dims`` directions, an int8 bank of unit vectors.
+
+    Threshold and slope are left at 0 and 1; :func:`fit_scorer` sets them from validation flowers.
+    """
+    mean = train_features.mean(axis=0)
+    centred = train_features - mean
+    values, vectors = np.linalg.eigh(centred.T @ centred / len(centred))
+    projection = vectors[:, np.argsort(values)[::-1][:dims]].astype(np.float32)
+    unit = unit_rows((centred @ projection).astype(np.float32))
+    bank = np.clip(np.round(unit * BANK_SCALE), -127, 127).astype(np.int8)
+    return FlowerScorer(mean=mean.astype(np.float32), projection=projection, bank=bank, k=k, threshold=0.0, slope=1.0)
+
+
 def fit_methods(train_features: Array, train_labels: npt.NDArray[np.int64]) -> list[Fitted]:
     """Fit every candidate on the training flowers."""
     mean, class_means, values, vectors = within_class_pca(train_features, train_labels)
@@ -116,14 +136,26 @@ def fit_methods(train_features: Array, train_labels: npt.NDArray[np.int64]) -> l
                 4 * (d * k + c * k + d + k),
             )
         )
-    fitted.append(
-        Fitted(
-            "k-NN (k=10)",
-            "cosine similarity to the 10th nearest training photo (Sun et al., 2022)",
-            _knn(train_features, 10),
-            4 * train_features.size,
+    for k in (1, 10, 50):
+        fitted.append(
+            Fitted(
+                f"k-NN (k={k})",
+                f"cosine similarity to the {k}th nearest training photo, all {d} dims, float32 (Sun et al., 2022)",
+                _knn(train_features, k),
+                4 * train_features.size,
+            )
         )
-    )
+    for dims in (64, 128, DEFAULT_DIMS):
+        scorer = knn_scorer(train_features, dims=dims)
+        shipped = " (shipped)" if dims == DEFAULT_DIMS else ""
+        fitted.append(
+            Fitted(
+                f"k-NN (k={DEFAULT_K}, PCA {dims}, int8){shipped}",
+                f"centred, top {dims} principal directions, int8 bank of unit vectors: the serving scorer",
+                lambda lg, f, s=scorer: s.similarities(f.astype(np.float32)).astype(np.float64),
+                scorer.bank.nbytes + 4 * (scorer.mean.size + scorer.projection.size),
+            )
+        )
     return fitted
 
 
