@@ -105,8 +105,8 @@ class FlowerScorer:
 
     def embed(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Rows of features ``(n, d)`` -> their unit vectors in the scorer's space ``(n, p)``."""
-        projected: npt.NDArray[np.float32] = (np.atleast_2d(features).astype(np.float32) - self.mean) @ self.projection
-        return unit_rows(projected)
+        centred = np.atleast_2d(features).astype(np.float32) - self.mean
+        return unit_rows((centred @ self.projection).astype(np.float32))
 
     def similarities(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Rows of features ``(n, d)`` -> the cosine similarity of each to its k-th nearest training photo."""
