@@ -189,7 +189,9 @@ def test_gateway_binary_body_and_query_top_k(stack: Any) -> None:
     assert len(response.json()["predictions"]) == 2
 
 
-@pytest.mark.parametrize(("photo", "query", "status"), [("cat", "true", 422), ("cat", "false", 200), ("flower", "1", 200)])
+@pytest.mark.parametrize(
+    ("photo", "query", "status"), [("cat", "true", 422), ("cat", "false", 200), ("flower", "1", 200)]
+)
 def test_gateway_binary_body_and_query_reject(stack: Any, photo: str, query: str, status: int) -> None:
     from contract.cases import FLOWERS, NONFLOWERS
 
