@@ -125,6 +125,26 @@ def _history(run_dir: Path) -> list[dict[str, float]]:
     return history
 
 
+def _earlier_stages(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The configs and logs of the runs this one started from (``init_from``), oldest first."""
+    stages: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    source = cfg.get("init_from") or ""
+    while source and source not in seen and Path(source).exists():
+        seen.add(source)
+        earlier = torch.load(source, weights_only=False, map_location="cpu")
+        stages.insert(
+            0,
+            {
+                "train_config": portable_paths(earlier["config"], ("data_dir", "out_dir", "init_from")),
+                "best_epoch": earlier["epoch"] + 1,
+                "training_history": _history(Path(source).parent),
+            },
+        )
+        source = earlier["config"].get("init_from") or ""
+    return stages
+
+
 def export(
     checkpoint_path: Path,
     out_dir: Path,
@@ -166,6 +186,7 @@ def export(
         "best_epoch": checkpoint["epoch"] + 1,
         "train_config": portable_paths(cfg, ("data_dir", "out_dir", "init_from")),  # no paths of this machine
         "training_history": _history(checkpoint_path.parent),
+        "earlier_stages": _earlier_stages(cfg),  # progressive unfreezing: the runs this one started from
         "export_seconds": round(time.time() - started, 1),
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
