@@ -137,10 +137,12 @@ def render(artifacts: Path, reports: Path) -> str:
                 f"| {r['val_top1']:.2%} |"
             )
         lines += ["", f"({len(tune)} combinations; the 12 best shown, all in `model/reports/tune/tune.md`.)", ""]
+    lines += _levers_section(_load(reports / "levers.json"))
     lines += [
         "## Results (validation split, 819 images, through the serving code)",
         "",
-        "| model | top-1 | top-5 | ECE (15 bins) | NLL | ms/image, 1 thread (LiteRT, p50) | size |",
+        "| model | top-1 (95% interval) | top-5 (95% interval) | ECE (15 bins) | NLL | ms/image, 1 thread "
+        "(LiteRT, p50) | size |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, rep, size in (
@@ -150,8 +152,9 @@ def render(artifacts: Path, reports: Path) -> str:
         if rep:
             size_text = f"{size:.2f} MB" if size else "–"
             lines.append(
-                f"| {name} | **{rep['top1']:.2%}** | {rep['top5']:.2%} | {rep['ece']:.2%} | {rep['nll']:.3f} | "
-                f"{rep['infer_ms_p50']:.2f} | {size_text} |"
+                f"| {name} | **{rep['top1']:.2%}** {_interval(rep, 'top1')} | {rep['top5']:.2%} "
+                f"{_interval(rep, 'top5')} | {rep['ece']:.2%} | {rep['nll']:.3f} | {rep['infer_ms_p50']:.2f} | "
+                f"{size_text} |"
             )
     lines.append("| reference: Keras Xception 299 (its own report) | 92.4% | – | – | – | see BENCHMARKS.md | 92 MB |")
     if shipped and float_report:
@@ -215,6 +218,12 @@ def render(artifacts: Path, reports: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interval(report: dict[str, Any], key: str) -> str:
+    """The 95% Wilson interval evaluate wrote beside an accuracy, e.g. ``(97.3–99.1%)``."""
+    low, high = report.get(f"{key}_ci95") or (None, None)
+    return f"({low:.1%}–{high:.1%})" if low is not None else ""
+
+
 def _train_command(cfg: dict[str, Any]) -> str:
     """The ``nox -s train`` line that reproduces a run: every setting that differs from TrainConfig's defaults."""
     defaults = {f.name: f.default for f in fields(TrainConfig)}
@@ -274,6 +283,40 @@ def _stages_text(meta: dict[str, Any]) -> list[str]:
         ]
     lines += [f"**Stage {len(stages) + 1}** (shipped):", ""]
     return lines
+
+
+def _levers_section(rows: list[dict[str, Any]] | None) -> list[str]:
+    """Each trained model's measured figures (``python -m flowers_model.levers``): what paid and what did not."""
+    if not rows:
+        return []
+    order = {name: i for i, name in enumerate(_CORRUPTION_ORDER)}
+    corruptions = sorted({name for r in rows for name in r["corruptions"]}, key=lambda c: (order.get(c, 99), c))
+    lines = [
+        "### Recipe levers (full fine-tuning runs, int8 models, validation through the serving code)",
+        "",
+        "| model | what changed | top-1 (95% interval) | ECE | NLL | " + " | ".join(corruptions) + " |",
+        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in corruptions) + " |",
+    ]
+    for r in rows:
+        low, high = r.get("top1_ci95") or (None, None)
+        interval = f" ({low:.1%}–{high:.1%})" if low is not None else ""
+        cells = [f"{r['corruptions'][c]:.1%}" if c in r["corruptions"] else "–" for c in corruptions]
+        lines.append(
+            f"| {r['name']} | {r['change']} | {r['top1']:.2%}{interval} | {r['ece']:.2%} | {r['nll']:.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return [*lines, ""]
+
+
+_CORRUPTION_ORDER = (
+    "greyscale",
+    "rotated 90°",
+    "Gaussian blur (radius 2)",
+    "shorter side 96 px",
+    "brightness ×1.5",
+    "JPEG quality 20",
+)
 
 
 def _robustness_section(report: dict[str, Any] | None) -> list[str]:
