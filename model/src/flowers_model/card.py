@@ -110,6 +110,14 @@ def render(artifacts: Path, reports: Path) -> str:
         ),
         f"- Temperature scaling (Guo et al., 2017) on the validation logits of the best epoch: T = "
         f"{meta['temperature']:.3f}.",
+        *(
+            [
+                f"- The shipped stage was stopped after epoch {len(history)} of its {cfg['epochs']}-epoch cosine "
+                "schedule (the session's time ran out); its best epoch is what shipped."
+            ]
+            if 0 < len(history) < cfg["epochs"]
+            else []
+        ),
         f"- Seed {cfg['seed']}; the config is saved in every checkpoint. Best epoch: {meta['best_epoch']}. "
         f"Training took **{train_minutes:.0f} minutes** on 2 CPU cores ({cfg['threads']} threads), "
         "as the training loop measured it (wall clock, on a machine that was also running other work).",
