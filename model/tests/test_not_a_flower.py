@@ -39,7 +39,7 @@ def test_feature_methods_separate_far_points_from_the_training_clusters() -> Non
     outside = rng.normal(0, 5, (50, 300))
     logits_in, logits_out = np.zeros((50, 5)), np.zeros((50, 5))
     by_name = {m.name: m for m in fit_methods(train, labels)}
-    shipped = "k-NN (k=10, PCA 256, int8) (shipped)"
+    shipped = "k-NN (k=10, int8 bank) (shipped)"
     for name in ("Mahalanobis (full)", "Mahalanobis (top 64)", "PPCA (top 64 + residual)", "k-NN (k=10)", shipped):
         method = by_name[name]
         assert auroc(method.score(logits_in, inside), method.score(logits_out, outside)) > 0.99, name

@@ -2,8 +2,8 @@
 
 * :func:`fit_scorer` runs with ``export``: it feeds the *exported* model the
   training flowers through the serving image path (so the statistics are those
-  of the int8 features we serve), keeps their top principal directions and an
-  int8 bank of their unit vectors for the k-NN score, and picks the threshold
+  of the int8 features we serve), keeps an int8 bank of their unit vectors
+  for the k-NN score, and picks the threshold
   on validation flowers so that at least ``accept`` of them are accepted. The non-flower set plays no
   part in it.
 * ``python -m flowers_model.not_a_flower`` (``nox -s not_a_flower``) compares
@@ -89,7 +89,14 @@ def calibrated(scorer: FlowerScorer, val_features: Array, accept: float) -> tupl
     median = float(np.median(similarities))
     slope = math.log(_MEDIAN_SCORE / (1 - _MEDIAN_SCORE)) / max(median - threshold, 1e-6)
     fitted = FlowerScorer(
-        mean=scorer.mean, projection=scorer.projection, bank=scorer.bank, k=scorer.k, threshold=threshold, slope=slope
+        mean=scorer.mean,
+        projection=scorer.projection,
+        bank=scorer.bank,
+        bank_scales=scorer.bank_scales,
+        feature_size=scorer.feature_size,
+        k=scorer.k,
+        threshold=threshold,
+        slope=slope,
     )
     return fitted, similarities
 
@@ -99,7 +106,7 @@ def fit_scorer(
     train: list[Example],
     validation: list[Example],
     *,
-    dims: int = DEFAULT_DIMS,
+    dims: int | None = DEFAULT_DIMS,
     k: int = DEFAULT_K,
     accept: float = DEFAULT_ACCEPT,
 ) -> tuple[FlowerScorer, dict[str, Any]]:
@@ -109,7 +116,9 @@ def fit_scorer(
     _, val_features = collect(classifier, [e.path for e in validation])
     scorer, similarities = calibrated(knn_scorer(train_features, dims=dims, k=k), val_features, accept)
     summary = {
-        "method": f"k-NN: cosine similarity to the {k}th nearest training photo, PCA {dims}, int8 bank",
+        "method": f"k-NN: cosine similarity to the {k}th nearest training photo, "
+        + (f"PCA {dims}, " if dims else "all features, ")
+        + "int8 bank",
         "dims": dims,
         "k": k,
         "bank_images": int(scorer.bank.shape[0]),

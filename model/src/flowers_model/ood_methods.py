@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from flowers_serving.flower_score import BANK_SCALE, FlowerScorer, unit_rows
+from flowers_serving.flower_score import FlowerScorer, unit_rows
 
 __all__ = ["DEFAULT_DIMS", "DEFAULT_K", "Fitted", "fit_methods", "knn_scorer", "within_class_pca"]
 
 Array = npt.NDArray[np.float64]
 
-#: Principal directions of the features the shipped k-NN scorer keeps, and its k (see the comparison).
-DEFAULT_DIMS = 256
+#: The shipped k-NN scorer keeps every feature dimension (None) and its k is 10 (see the comparison).
+DEFAULT_DIMS: int | None = None
 DEFAULT_K = 10
 
 
@@ -89,18 +89,34 @@ def _knn(train: Array, k: int) -> Callable[[Array, Array], Array]:
     return score
 
 
-def knn_scorer(train_features: Array, *, dims: int = DEFAULT_DIMS, k: int = DEFAULT_K) -> FlowerScorer:
-    """The k-NN scorer's statistics from training flowers: PCA to ``dims`` directions, an int8 bank of unit vectors.
+def knn_scorer(
+    train_features: Array, *, dims: int | None = DEFAULT_DIMS, k: int = DEFAULT_K, centre: bool = False
+) -> FlowerScorer:
+    """The k-NN scorer's statistics from training flowers: an int8 bank of their unit vectors.
 
-    Threshold and slope are left at 0 and 1; :func:`fit_scorer` sets them from validation flowers.
+    ``dims=None`` keeps every feature (what ships); otherwise the features are
+    projected on their top ``dims`` principal directions (centred first with
+    ``centre``). Threshold and slope are left at 0 and 1; ``fit_scorer`` sets them.
     """
-    mean = train_features.mean(axis=0)
-    centred = train_features - mean
-    values, vectors = np.linalg.eigh(centred.T @ centred / len(centred))
-    projection = vectors[:, np.argsort(values)[::-1][:dims]].astype(np.float32)
-    unit = unit_rows((centred @ projection).astype(np.float32))
-    bank = np.clip(np.round(unit * BANK_SCALE), -127, 127).astype(np.int8)
-    return FlowerScorer(mean=mean.astype(np.float32), projection=projection, bank=bank, k=k, threshold=0.0, slope=1.0)
+    size = train_features.shape[1]
+    mean = train_features.mean(axis=0) if centre else None
+    rows = train_features - mean if mean is not None else train_features
+    projection = None
+    if dims is not None:
+        values, vectors = np.linalg.eigh(rows.T @ rows / len(rows))
+        projection = vectors[:, np.argsort(values)[::-1][:dims]].astype(np.float32)
+        rows = rows @ projection
+    bank, scales = FlowerScorer.quantize_bank(unit_rows(rows.astype(np.float32)))
+    return FlowerScorer(
+        mean=None if mean is None else mean.astype(np.float32),
+        projection=projection,
+        bank=bank,
+        bank_scales=scales,
+        feature_size=size,
+        k=k,
+        threshold=0.0,
+        slope=1.0,
+    )
 
 
 def fit_methods(train_features: Array, train_labels: npt.NDArray[np.int64]) -> list[Fitted]:
@@ -145,15 +161,35 @@ def fit_methods(train_features: Array, train_labels: npt.NDArray[np.int64]) -> l
                 4 * train_features.size,
             )
         )
-    for dims in (64, 128, DEFAULT_DIMS):
-        scorer = knn_scorer(train_features, dims=dims)
-        shipped = " (shipped)" if dims == DEFAULT_DIMS else ""
+    variants: list[tuple[str, str, FlowerScorer]] = [
+        (
+            f"k-NN (k={DEFAULT_K}, int8 bank) (shipped)",
+            f"the serving scorer: all {d} dims, one int8 row with its scale per training photo",
+            knn_scorer(train_features, dims=None),
+        ),
+        *[
+            (
+                f"k-NN (k={DEFAULT_K}, centred, PCA {dims}, int8)",
+                f"centred, top {dims} principal directions, int8 bank: smaller",
+                knn_scorer(train_features, dims=dims, centre=True),
+            )
+            for dims in (128, 256)
+        ],
+        (
+            f"k-NN (k={DEFAULT_K}, PCA 256, int8)",
+            "top 256 principal directions of the uncentred features, int8 bank",
+            knn_scorer(train_features, dims=256),
+        ),
+    ]
+    for name, description, scorer in variants:
         fitted.append(
             Fitted(
-                f"k-NN (k={DEFAULT_K}, PCA {dims}, int8){shipped}",
-                f"centred, top {dims} principal directions, int8 bank of unit vectors: the serving scorer",
+                name,
+                description,
                 lambda lg, f, s=scorer: s.similarities(f.astype(np.float32)).astype(np.float64),
-                scorer.bank.nbytes + 4 * (scorer.mean.size + scorer.projection.size),
+                scorer.bank.nbytes
+                + scorer.bank_scales.nbytes
+                + sum(a.nbytes for a in (scorer.mean, scorer.projection) if a is not None),
             )
         )
     return fitted

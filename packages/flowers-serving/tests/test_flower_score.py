@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from flowers_serving.flower_score import BANK_SCALE, FlowerScorer, unit_rows
+from flowers_serving.flower_score import FlowerScorer, unit_rows
 
 
-def _scorer(k: int = 2, threshold: float = 0.5) -> tuple[FlowerScorer, np.ndarray]:
+def _scorer(k: int = 2, threshold: float = 0.5, *, pca: bool = False) -> tuple[FlowerScorer, np.ndarray]:
     rng = np.random.default_rng(7)
     train = rng.normal(size=(40, 16)).astype(np.float32)
-    mean = train.mean(axis=0)
-    projection = np.linalg.svd(train - mean, full_matrices=False)[2][:8].T.astype(np.float32)
-    bank = np.round(unit_rows((train - mean) @ projection) * BANK_SCALE).astype(np.int8)
-    return FlowerScorer(mean=mean, projection=projection, bank=bank, k=k, threshold=threshold, slope=10.0), train
+    mean = train.mean(axis=0) if pca else None
+    projection = np.linalg.svd(train - mean, full_matrices=False)[2][:8].T.astype(np.float32) if pca else None
+    rows = (train - mean) @ projection if pca else train
+    bank, scales = FlowerScorer.quantize_bank(unit_rows(rows.astype(np.float32)))
+    scorer = FlowerScorer(
+        mean=mean,
+        projection=projection,
+        bank=bank,
+        bank_scales=scales,
+        feature_size=16,
+        k=k,
+        threshold=threshold,
+        slope=10.0,
+    )
+    return scorer, train
 
 
-def test_a_training_photo_is_its_own_nearest_neighbour() -> None:
-    scorer, train = _scorer(k=1)
+@pytest.mark.parametrize("pca", [False, True])
+def test_a_training_photo_is_its_own_nearest_neighbour(pca: bool) -> None:
+    scorer, train = _scorer(k=1, pca=pca)
     similarity = scorer.similarities(train[:5])
-    np.testing.assert_allclose(similarity, 1.0, atol=0.02)  # int8 rounding only
+    np.testing.assert_allclose(similarity, 1.0, atol=0.005)  # int8 rounding only
 
 
 def test_the_kth_neighbour_is_never_closer_than_the_first() -> None:
@@ -51,17 +64,22 @@ def test_is_flower_agrees_with_the_score(tmp_path: Path) -> None:
         assert result.is_flower == (result.flower_score >= 0.5) == (result.similarity >= 0.6)
 
 
-def test_round_trip_through_the_file(tmp_path: Path) -> None:
-    scorer, train = _scorer()
+@pytest.mark.parametrize("pca", [False, True])
+def test_round_trip_through_the_file(tmp_path: Path, pca: bool) -> None:
+    scorer, train = _scorer(pca=pca)
     scorer.save(tmp_path / "s.npz")
     loaded = FlowerScorer.load(tmp_path / "s.npz")
     assert (loaded.k, loaded.threshold, loaded.slope, loaded.feature_size) == (2, 0.5, 10.0, 16)
+    assert (loaded.projection is None) is not pca
     np.testing.assert_array_equal(loaded.similarities(train[:3]), scorer.similarities(train[:3]))
 
 
 def test_inconsistent_statistics_are_refused() -> None:
     scorer, _ = _scorer()
+    common: dict[str, Any] = {"mean": None, "projection": None, "feature_size": 16, "threshold": 0.0, "slope": 1.0}
     with pytest.raises(ValueError, match="inconsistent"):
-        FlowerScorer(mean=scorer.mean, projection=scorer.projection, bank=scorer.bank[:, :4], k=1, threshold=0, slope=1)
+        FlowerScorer(bank=scorer.bank[:, :4], bank_scales=scorer.bank_scales, k=1, **common)
+    with pytest.raises(ValueError, match="inconsistent"):
+        FlowerScorer(bank=scorer.bank, bank_scales=scorer.bank_scales[:3], k=1, **common)
     with pytest.raises(ValueError, match="k=41"):
-        FlowerScorer(mean=scorer.mean, projection=scorer.projection, bank=scorer.bank, k=41, threshold=0, slope=1)
+        FlowerScorer(bank=scorer.bank, bank_scales=scorer.bank_scales, k=41, **common)
