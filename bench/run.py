@@ -160,6 +160,46 @@ def bench_handler(reps: int) -> dict[str, Any]:
     return results
 
 
+def bench_not_a_flower(reps: int) -> dict[str, Any]:
+    """classify() with and without the "not a flower" scorer, interleaved in one loop, and the scorer alone."""
+    from flowers_serving import Classifier
+    from flowers_serving.imaging import load_image
+
+    classifier = Classifier.from_env()
+    scorer = classifier.scorer
+    if scorer is None:
+        return {"skipped": "the shipped model has no not-a-flower scorer"}
+    data = jpeg_of_side(500)
+    features = classifier.run(load_image(data, classifier.info.input_size))[1]
+    assert features is not None
+    with_scorer: list[float] = []
+    without: list[float] = []
+    alone: list[float] = []
+    for _ in range(reps):
+        runs: dict[str, list[float]] = {"with": [], "without": [], "alone": []}
+        for _ in range(100):
+            for key, active in (("with", scorer), ("without", None)):
+                classifier.scorer = active
+                started = time.perf_counter()
+                classifier.classify(data, top_k=5)
+                runs[key].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            scorer.score(features)
+            runs["alone"].append((time.perf_counter() - started) * 1000)
+        classifier.scorer = scorer
+        with_scorer.append(percentile(runs["with"], 50))
+        without.append(percentile(runs["without"], 50))
+        alone.append(percentile(runs["alone"], 50))
+    return {
+        "with_ms": spread(with_scorer),
+        "without_ms": spread(without),
+        "scorer_ms": spread(alone),
+        "added_share": statistics.median(with_scorer) / statistics.median(without) - 1,
+        "bank_images": int(scorer.bank.shape[0]),
+        "stats_mb": round((ROOT / "model" / "artifacts" / "flower_score.npz").stat().st_size / 1e6, 2),
+    }
+
+
 def _rie_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("FLOWERS_")}
 
@@ -511,6 +551,28 @@ def _portable(command: str) -> str:
     )
 
 
+def _not_a_flower_methods() -> list[str]:
+    """The method comparison that `nox -s not_a_flower` measured (model/reports/not-a-flower.json)."""
+    path = ROOT / "model" / "reports" / "not-a-flower.json"
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text())
+    lines = [
+        f"Methods compared by `nox -s not_a_flower` ({report['validation_flowers']} validation flowers against "
+        f"{sum(report['nonflowers'].values())} non-flower images; each method's threshold keeps "
+        f"{report['accept']:.1%} of the flowers; scoring cost per image on features already computed):",
+        "",
+        "| method | AUROC | FPR at 95% TPR | non-flowers accepted | ms/image | statistics |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for m in report["methods"]:
+        lines.append(
+            f"| {m['method']} | {m['auroc']:.4f} | {m['fpr_at_95_tpr']:.1%} | {m['nonflowers_accepted']:.1%} | "
+            f"{m['score_ms_per_image']:.3f} | {m['stats_mb']:.2f} MB |"
+        )
+    return [*lines, ""]
+
+
 def write_report(results: dict[str, Any], command: str) -> None:
     models = results["models"]
     lines = [
@@ -601,6 +663,19 @@ def write_report(results: dict[str, Any], command: str) -> None:
         f"- **Client import**: `import flowers_client` {fmt(results['client_import']['ms'])}.",
         "",
     ]
+    naf = results.get("not_a_flower")
+    if naf and "skipped" not in naf:
+        lines += [
+            "## Not a flower",
+            "",
+            f"`Classifier.classify` of a 500 px photo with and without the k-NN scorer ({naf['bank_images']:,} "
+            f"training photos in an int8 bank, `flower_score.npz` {naf['stats_mb']:.1f} MB), interleaved in one loop: "
+            f"with {fmt(naf['with_ms'], digits=2)}, without {fmt(naf['without_ms'], digits=2)}, the scorer alone "
+            f"{fmt(naf['scorer_ms'], digits=3)}: it adds **{naf['added_share']:.1%}** to the time per image "
+            "(budget 20%).",
+            "",
+        ]
+        lines += _not_a_flower_methods()
     if "hostile_memory" in results:
         mem = results["hostile_memory"]
         lines += [
@@ -671,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
         ("models", lambda: bench_models(args.reps, args.float_model)),
         ("accuracy", lambda: bench_accuracy([args.float_model] if args.float_model else [])),
         ("handler", lambda: bench_handler(args.reps)),
+        ("not_a_flower", lambda: bench_not_a_flower(args.reps)),
         ("cold_start", lambda: bench_cold_start(10)),
         ("install", bench_install_size),
         ("soak", lambda: bench_soak(args.soak)),

@@ -36,10 +36,17 @@ def check(case: Case, status: int, body: dict[str, Any]) -> None:
         assert 0.0 < sum(scores) <= 1.0 + 1e-6
         if case.class_id is not None:
             assert body["predictions"][0]["class_id"] == case.class_id, body["predictions"][:3]
+        # The shipped model always answers whether the photo shows one of our species.
+        assert (body["flower_score"] >= 0.5) is body["is_flower"]
+        if case.is_flower is not None:
+            assert body["is_flower"] is case.is_flower, f"{case}: flower_score {body['flower_score']}"
     else:
         _validate("error", body)
         assert body["error"]["code"] == case.code, body
         assert status_of(case.code) == case.status
+        if case.code == "not_a_flower":
+            assert body["error"]["flower_score"] < 0.5
+            assert body["error"]["predictions"], "the top guesses travel with the rejection"
 
 
 def _direct_status(body: dict[str, Any]) -> int:
@@ -117,15 +124,24 @@ def test_client(case: Case, transport: str, stack: Any, upstream: Any) -> None:
     endpoint = f"{stack.gateway_url}/predict" if transport == "gateway" else stack.rie_url
     with flowers_client.FlowersClient(endpoint, max_retries=0, timeout=(2, 30)) as client:
         if case.code is None:
-            result = client.classify(_client_input(case, upstream), top_k=5)
+            result = client.classify(_client_input(case, upstream), top_k=5, reject=case.reject)
             assert result.request_id
             assert len(result.predictions) == 5
             if case.class_id is not None:
                 assert result.best.class_id == case.class_id
+            assert result.is_flower is not None
+            assert result.flower_score is not None
+            if case.is_flower is not None:
+                assert result.is_flower is case.is_flower
             return
         with pytest.raises(flowers_client.APIStatusError) as caught:
-            client.classify(_client_input(case, upstream), top_k=5)
+            client.classify(_client_input(case, upstream), top_k=5, reject=case.reject)
     error = caught.value
+    if case.code == "not_a_flower":
+        assert isinstance(error, flowers_client.NotAFlowerError)
+        assert error.flower_score is not None
+        assert error.flower_score < 0.5
+        assert error.predictions
     assert error.code == case.code
     assert error.status_code == case.status
     assert error.request_id
@@ -171,6 +187,30 @@ def test_gateway_binary_body_and_query_top_k(stack: Any) -> None:
     )
     assert response.status_code == 200, response.text
     assert len(response.json()["predictions"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("photo", "query", "status"), [("cat", "true", 422), ("cat", "false", 200), ("flower", "1", 200)]
+)
+def test_gateway_binary_body_and_query_reject(stack: Any, photo: str, query: str, status: int) -> None:
+    from contract.cases import FLOWERS, NONFLOWERS
+
+    path = FLOWERS[0] if photo == "flower" else next(p for p in NONFLOWERS if p.stem == photo)
+    response = requests.post(
+        f"{stack.gateway_url}/predict?reject={query}&top_k=3",
+        data=path.read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    assert response.status_code == status, response.text
+    body = response.json()
+    if status == 422:
+        _validate("error", body)
+        assert body["error"]["code"] == "not_a_flower"
+        assert len(body["error"]["predictions"]) == 3
+    else:
+        _validate("result", body)
+        assert body["is_flower"] is (photo == "flower")
 
 
 def test_gateway_refuses_oversized_request(stack: Any) -> None:

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FLOWER = FIXTURES / "flowers" / "054-sunflower.jpg"
+NONFLOWER = FIXTURES / "nonflowers" / "cat.jpg"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,6 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, path: str) -> None:
         if path == "/flower.jpg":
             self._send(200, FLOWER.read_bytes())
+        elif path == "/nonflower.jpg":
+            self._send(200, NONFLOWER.read_bytes())
         elif path == "/flower-octet":
             self._send(200, FLOWER.read_bytes(), "application/octet-stream")
         elif path == "/page.html":

@@ -39,9 +39,27 @@ def test_feature_methods_separate_far_points_from_the_training_clusters() -> Non
     outside = rng.normal(0, 5, (50, 300))
     logits_in, logits_out = np.zeros((50, 5)), np.zeros((50, 5))
     by_name = {m.name: m for m in fit_methods(train, labels)}
-    for name in ("Mahalanobis (full)", "Mahalanobis (top 64)", "PPCA (top 64 + residual)", "k-NN (k=10)"):
+    shipped = "k-NN (k=10, int8 bank) (shipped)"
+    for name in ("Mahalanobis (full)", "Mahalanobis (top 64)", "PPCA (top 64 + residual)", "k-NN (k=10)", shipped):
         method = by_name[name]
         assert auroc(method.score(logits_in, inside), method.score(logits_out, outside)) > 0.99, name
+
+
+def test_the_shipped_scorer_keeps_the_asked_share_of_validation_flowers() -> None:
+    from flowers_model.not_a_flower import calibrated
+    from flowers_model.ood_methods import knn_scorer
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(0, 5, (6, 64))
+    train = centres[np.arange(300) % 6] + rng.normal(0, 1, (300, 64))
+    validation = centres[np.arange(120) % 6] + rng.normal(0, 1, (120, 64))
+    scorer, _ = calibrated(knn_scorer(train, dims=32, k=5), validation, accept=0.98)
+    decisions = [scorer.score(row[None].astype(np.float32)) for row in validation]
+    assert np.mean([d.is_flower for d in decisions]) >= 0.98
+    assert np.median([d.flower_score for d in decisions]) == pytest.approx(0.99, abs=1e-3)
+    far = scorer.score(rng.normal(0, 5, (1, 64)).astype(np.float32))
+    assert not far.is_flower
+    assert far.flower_score < 0.5
 
 
 def test_the_non_flower_set_is_deterministic_and_labelled(tmp_path: Path) -> None:

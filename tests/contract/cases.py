@@ -19,6 +19,7 @@ from typing import Any
 HERE = Path(__file__).parent
 FIXTURES = HERE.parent / "fixtures"
 FLOWERS = sorted((FIXTURES / "flowers").glob("*.jpg"))
+NONFLOWERS = sorted((FIXTURES / "nonflowers").glob("*.jpg"))
 HOSTILE = FIXTURES / "hostile"
 
 
@@ -46,6 +47,8 @@ class Case:
     class_id: int | None = None  # expected top-1 for good photos
     image: Path | None = None  # the image file, for clients that send bytes themselves
     tags: frozenset[str] = field(default_factory=frozenset)
+    is_flower: bool | None = None  # the "not a flower" decision a result must carry
+    reject: bool = False  # the request asks for 422 not_a_flower instead of a non-flower result
 
     def __str__(self) -> str:
         return self.name
@@ -55,10 +58,72 @@ def _image_case(path: Path, status: int, code: str | None = None, class_id: int 
     return Case(f"image:{path.name}", lambda _u, p=path: {"image": b64(p), "top_k": 5}, status, code, class_id, path)
 
 
-GOOD_PHOTOS = [_image_case(p, 200, class_id=int(p.name.split("-", 1)[0])) for p in FLOWERS]
+GOOD_PHOTOS = [
+    Case(
+        f"image:{p.name}",
+        lambda _u, p=p: {"image": b64(p), "top_k": 5},
+        200,
+        class_id=int(p.name.split("-", 1)[0]),
+        image=p,
+        is_flower=True,
+    )
+    for p in FLOWERS
+]
+
+#: "Not a flower": every result says so; with ``reject`` the answer is 422 with the score and the top guesses.
+NOT_A_FLOWER = [
+    *[
+        Case(f"nonflower:{p.name}", lambda _u, p=p: {"image": b64(p), "top_k": 5}, 200, image=p, is_flower=False)
+        for p in NONFLOWERS
+    ],
+    *[
+        Case(
+            f"nonflower-reject:{p.name}",
+            lambda _u, p=p: {"image": b64(p), "top_k": 5, "reject": True},
+            422,
+            "not_a_flower",
+            image=p,
+            reject=True,
+        )
+        for p in NONFLOWERS
+    ],
+    Case(
+        "flower-reject",
+        lambda _u: {"image": b64(FLOWERS[0]), "top_k": 5, "reject": True},
+        200,
+        class_id=int(FLOWERS[0].name.split("-", 1)[0]),
+        image=FLOWERS[0],
+        is_flower=True,
+        reject=True,
+    ),
+    Case(
+        "url:nonflower-reject",
+        lambda u: {"url": u("/nonflower.jpg"), "top_k": 3, "reject": True},
+        422,
+        "not_a_flower",
+        reject=True,
+    ),
+    # Bad input stays bad input, reject or not.
+    Case(
+        "reject-undecodable",
+        lambda _u: {"image": b64(HOSTILE / "truncated.jpg"), "reject": True},
+        422,
+        "undecodable_image",
+        image=HOSTILE / "truncated.jpg",
+        reject=True,
+    ),
+    Case(
+        "reject-not-a-boolean",
+        lambda _u: {"image": b64(FLOWERS[0]), "reject": "yes"},
+        400,
+        "bad_request",
+        tags=frozenset({"raw"}),
+    ),
+]
 
 CASES: list[Case] = [
     *GOOD_PHOTOS,
+    *NOT_A_FLOWER,
     # Odd but valid images: converted to RGB and classified.
     *[
         _image_case(HOSTILE / n, 200)

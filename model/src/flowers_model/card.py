@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+from flowers_model.config import TrainConfig
 
 __all__ = ["main", "render"]
 
@@ -26,7 +29,14 @@ def render(artifacts: Path, reports: Path) -> str:
     cfg = meta["train_config"]
     history = meta.get("training_history", [])
     size_mb = (artifacts / "flowers.tflite").stat().st_size / 1e6
-    train_minutes = sum(row["seconds"] for row in history) / 60
+    train_minutes = (
+        sum(
+            row["seconds"]
+            for stage in [*meta.get("earlier_stages", []), meta]
+            for row in stage.get("training_history", [])
+        )
+        / 60
+    )
     lines = [
         "# Model card: flowers-efficientnet-lite0",
         "",
@@ -61,9 +71,10 @@ def render(artifacts: Path, reports: Path) -> str:
         "## Intended use",
         "",
         "Naming the species in a photo of one of the 102 flowers of the Oxford set, for apps and scripts that "
-        "want a label with a usable confidence. It always answers with one of those 102 species: it does not "
-        "detect that a photo shows no flower, or a species outside the set; use the score (and `min_score`) to "
-        "decide when not to trust an answer. Not for safety decisions (e.g. whether a plant is edible).",
+        "want a label with a usable confidence. The top guesses are always among those 102 species; every answer "
+        "also says whether the photo shows one of them at all (`is_flower`, `flower_score`: see *Not a flower* "
+        "below), so a photo of a cat or a species outside the set can be told apart. Not for safety decisions "
+        "(e.g. whether a plant is edible).",
         "",
         "## Data",
         "",
@@ -77,6 +88,7 @@ def render(artifacts: Path, reports: Path) -> str:
         "",
         "## Training recipe",
         "",
+        *_stages_text(meta),
         f"- Backbone {cfg['backbone']} at {cfg['image_size']} px; stem and the first {cfg['freeze_blocks']} of 16 "
         "MBConv blocks frozen (their BatchNorm statistics too): they hold generic edge/texture filters and cost "
         "most of the CPU time, so freezing them halves a training step. The Lite models' ReLU6 activations are "
@@ -87,9 +99,28 @@ def render(artifacts: Path, reports: Path) -> str:
         f"- Label smoothing {cfg['label_smoothing']:g}, dropout {cfg['dropout']:g} before the classifier, "
         f"stochastic depth {cfg['drop_connect']:g}.",
         f"- Augmentation: random resized crop (area {cfg['crop_scale_min']:g}–1, aspect 3/4–4/3), horizontal "
-        f"flip, brightness/contrast/saturation ±{cfg['color_jitter']:g}.",
+        f"flip, brightness/contrast/saturation ±{cfg['color_jitter']:g}" + _corruptions_text(cfg) + ".",
+        *(
+            [
+                f"- An exponential moving average of the weights (decay {cfg['ema_decay']:g}, BatchNorm statistics "
+                "included) is what is evaluated, kept and exported."
+            ]
+            if cfg.get("ema_decay")
+            else []
+        ),
         f"- Temperature scaling (Guo et al., 2017) on the validation logits of the best epoch: T = "
         f"{meta['temperature']:.3f}.",
+        *(
+            [
+                f"- The shipped stage was stopped after epoch {len(history)} of its {cfg['epochs']}-epoch cosine "
+                f"schedule (time ran out), and epoch {meta['best_epoch']}'s weight average shipped: validation "
+                f"top-1 stayed within {min(r['val_top1'] for r in history):.2%}–"
+                f"{max(r['val_top1'] for r in history):.2%} over the epochs while validation loss fell to "
+                f"{min(r['val_loss'] for r in history):.3f}, so the lowest loss chose."
+            ]
+            if 0 < len(history) < cfg["epochs"]
+            else []
+        ),
         f"- Seed {cfg['seed']}; the config is saved in every checkpoint. Best epoch: {meta['best_epoch']}. "
         f"Training took **{train_minutes:.0f} minutes** on 2 CPU cores ({cfg['threads']} threads), "
         "as the training loop measured it (wall clock, on a machine that was also running other work).",
@@ -97,11 +128,7 @@ def render(artifacts: Path, reports: Path) -> str:
         "| epoch | train loss | train top-1 | validation loss | validation top-1 | minutes |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    lines += [
-        f"| {r['epoch']} | {r['train_loss']:.3f} | {r['train_top1']:.2%} | {r['val_loss']:.3f} | "
-        f"{r['val_top1']:.2%} | {r['seconds'] / 60:.1f} |"
-        for r in history
-    ]
+    lines += _history_rows(history)
     lines += ["", "(Validation during training runs the PyTorch model on the same `load_image` output.)", ""]
     if tune:
         lines += [
@@ -121,10 +148,12 @@ def render(artifacts: Path, reports: Path) -> str:
                 f"| {r['val_top1']:.2%} |"
             )
         lines += ["", f"({len(tune)} combinations; the 12 best shown, all in `model/reports/tune/tune.md`.)", ""]
+    lines += _levers_section(_load(reports / "levers.json"))
     lines += [
         "## Results (validation split, 819 images, through the serving code)",
         "",
-        "| model | top-1 | top-5 | ECE (15 bins) | NLL | ms/image, 1 thread (LiteRT, p50) | size |",
+        "| model | top-1 (95% interval) | top-5 (95% interval) | ECE (15 bins) | NLL | ms/image, 1 thread "
+        "(LiteRT, p50) | size |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, rep, size in (
@@ -134,8 +163,9 @@ def render(artifacts: Path, reports: Path) -> str:
         if rep:
             size_text = f"{size:.2f} MB" if size else "–"
             lines.append(
-                f"| {name} | **{rep['top1']:.2%}** | {rep['top5']:.2%} | {rep['ece']:.2%} | {rep['nll']:.3f} | "
-                f"{rep['infer_ms_p50']:.2f} | {size_text} |"
+                f"| {name} | **{rep['top1']:.2%}** {_interval(rep, 'top1')} | {rep['top5']:.2%} "
+                f"{_interval(rep, 'top5')} | {rep['ece']:.2%} | {rep['nll']:.3f} | {rep['infer_ms_p50']:.2f} | "
+                f"{size_text} |"
             )
     lines.append("| reference: Keras Xception 299 (its own report) | 92.4% | – | – | – | see BENCHMARKS.md | 92 MB |")
     if shipped and float_report:
@@ -171,7 +201,14 @@ def render(artifacts: Path, reports: Path) -> str:
         "Label smoothing makes a network under-confident; one temperature fitted on validation NLL corrects "
         "it. ECE is measured on the same validation images the temperature was fitted on (one parameter on 819 "
         "images), so it is slightly optimistic; `nox -s evaluate -- --data DIR --split test` on the official "
-        "archive gives an independent figure.",
+        "archive gives an independent figure."
+        + (
+            " The last layer is quantised weight-only, so the logits leave the model as float32 and the top "
+            "score of a confident photo is never one clipped constant (an int8 output clipped about a third of "
+            "test photos to the same value in 1.0.0)."
+            if meta["output"].get("dtype") == "float32"
+            else ""
+        ),
         "",
         "## Limitations",
         "",
@@ -186,13 +223,118 @@ def render(artifacts: Path, reports: Path) -> str:
         "```bash",
         "nox -s prepare -- --out data/oxford102            # only if you do not have the data set",
         "nox -s tune                                         # the sweep table (cached features)",
-        "nox -s train                                        # the run above; checkpoints in model/runs/ (-- --resume)",
-        "nox -s export -- --checkpoint model/runs/lite0/best.pt   # model/artifacts/ (int8)",
+        *[
+            _train_command(stage["train_config"]) + f"   # stage {number}"
+            for number, stage in enumerate([*meta.get("earlier_stages", []), meta], start=1)
+        ],
+        "# (add --resume to continue a stopped run from its last.pt)",
+        f"nox -s export -- --checkpoint {cfg['out_dir']}/best.pt   # model/artifacts/ (int8) + flower_score.npz",
         "nox -s evaluate -- --data ../shared/datasets/oxford102 --split validation --plots --out model/reports",
         "python -m flowers_model.card                        # this file",
         "```",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _interval(report: dict[str, Any], key: str) -> str:
+    """The 95% Wilson interval evaluate wrote beside an accuracy, e.g. ``(97.3–99.1%)``."""
+    low, high = report.get(f"{key}_ci95") or (None, None)
+    return f"({low:.1%}–{high:.1%})" if low is not None else ""
+
+
+def _train_command(cfg: dict[str, Any]) -> str:
+    """The ``nox -s train`` line that reproduces a run: every setting that differs from TrainConfig's defaults."""
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    changed = [
+        f"{key}={value}"
+        for key, value in cfg.items()
+        if key not in ("data_dir", "threads") and key in defaults and defaults[key] != value
+    ]
+    return "nox -s train -- " + " ".join(changed)
+
+
+def _history_rows(history: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"| {r['epoch']} | {r['train_loss']:.3f} | {r['train_top1']:.2%} | {r['val_loss']:.3f} | "
+        f"{r['val_top1']:.2%} | {r['seconds'] / 60:.1f} |"
+        for r in history
+    ]
+
+
+_CORRUPTION_NAMES = {
+    "greyscale_p": "greyscale",
+    "rot90_p": "a 90/180/270° rotation",
+    "blur_p": "Gaussian blur (radius 0.3–2 px)",
+    "lowres_p": "a round trip through 40–128 px",
+    "jpeg_p": "JPEG re-encoding at quality 10–60",
+}
+
+
+def _corruptions_text(cfg: dict[str, Any]) -> str:
+    """The phone-photo corruptions a config applies, each with its probability."""
+    used = [f"{name} (p = {cfg[key]:g})" for key, name in _CORRUPTION_NAMES.items() if cfg.get(key)]
+    return "; then, each on its own, " + ", ".join(used) if used else ""
+
+
+def _stages_text(meta: dict[str, Any]) -> list[str]:
+    """Progressive unfreezing: what each earlier stage did, with its log; the shipped stage follows."""
+    stages = meta.get("earlier_stages", [])
+    if not stages:
+        return []
+    lines = [f"Trained in {len(stages) + 1} stages, each starting from the previous stage's best weights:", ""]
+    for number, stage in enumerate(stages, start=1):
+        c = stage["train_config"]
+        lines += [
+            f"**Stage {number}**: from ImageNet weights" if number == 1 else f"**Stage {number}**",
+            "",
+            f"- {c['epochs']} epochs, first {c['freeze_blocks']} of 16 blocks frozen, peak learning rate "
+            f"{c['lr']:g} (head) / {c['lr'] * c['backbone_lr_scale']:g} (blocks)"
+            + (f", weight EMA {c['ema_decay']:g}" if c.get("ema_decay") else "")
+            + "; augmentation as below"
+            + _corruptions_text(c)
+            + f". Best epoch {stage['best_epoch']}.",
+            "",
+            "| epoch | train loss | train top-1 | validation loss | validation top-1 | minutes |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            *_history_rows(stage["training_history"]),
+            "",
+        ]
+    lines += [f"**Stage {len(stages) + 1}** (shipped):", ""]
+    return lines
+
+
+def _levers_section(rows: list[dict[str, Any]] | None) -> list[str]:
+    """Each trained model's measured figures (``python -m flowers_model.levers``): what paid and what did not."""
+    if not rows:
+        return []
+    order = {name: i for i, name in enumerate(_CORRUPTION_ORDER)}
+    corruptions = sorted({name for r in rows for name in r["corruptions"]}, key=lambda c: (order.get(c, 99), c))
+    lines = [
+        "### Recipe levers (full fine-tuning runs, int8 models, validation through the serving code)",
+        "",
+        "| model | what changed | top-1 (95% interval) | ECE | NLL | " + " | ".join(corruptions) + " |",
+        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in corruptions) + " |",
+    ]
+    for r in rows:
+        low, high = r.get("top1_ci95") or (None, None)
+        interval = f" ({low:.1%}–{high:.1%})" if low is not None else ""
+        cells = [f"{r['corruptions'][c]:.1%}" if c in r["corruptions"] else "–" for c in corruptions]
+        lines.append(
+            f"| {r['name']} | {r['change']} | {r['top1']:.2%}{interval} | {r['ece']:.2%} | {r['nll']:.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return [*lines, ""]
+
+
+_CORRUPTION_ORDER = (
+    "greyscale",
+    "rotated 90°",
+    "Gaussian blur (radius 2)",
+    "shorter side 96 px",
+    "brightness ×1.5",
+    "JPEG quality 20",
+)
 
 
 def _robustness_section(report: dict[str, Any] | None) -> list[str]:

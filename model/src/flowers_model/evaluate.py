@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from flowers_model.data import data_dir_or_exit, default_data_dir, load_class_names, load_split
 from flowers_model.paths import portable
+from flowers_model.robustness import wilson_interval
 from flowers_serving import Classifier
 from flowers_serving.classifier import MAX_TOP_K
 
@@ -67,10 +68,14 @@ def metrics(probs: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], class
     present = np.nonzero(support)[0]
     worst = sorted(present, key=lambda c: (per_class[c], c))[:10]
     nll = float(-np.log(np.clip(probs[np.arange(n), labels], 1e-12, None)).mean())
+    top1_correct = int((predicted == labels).sum())
+    top5_correct = int((top5 == labels[:, None]).any(axis=1).sum())
     return {
         "n": int(n),
-        "top1": float((predicted == labels).mean()),
-        "top5": float((top5 == labels[:, None]).any(axis=1).mean()),
+        "top1": top1_correct / n,
+        "top1_ci95": list(wilson_interval(top1_correct, n)),
+        "top5": top5_correct / n,
+        "top5_ci95": list(wilson_interval(top5_correct, n)),
         "ece": expected_calibration_error(probs, labels),
         "nll": nll,
         "mean_confidence": float(probs.max(axis=1).mean()),

@@ -125,6 +125,26 @@ def _history(run_dir: Path) -> list[dict[str, float]]:
     return history
 
 
+def _earlier_stages(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The configs and logs of the runs this one started from (``init_from``), oldest first."""
+    stages: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    source = cfg.get("init_from") or ""
+    while source and source not in seen and Path(source).exists():
+        seen.add(source)
+        earlier = torch.load(source, weights_only=False, map_location="cpu")
+        stages.insert(
+            0,
+            {
+                "train_config": portable_paths(earlier["config"], ("data_dir", "out_dir", "init_from")),
+                "best_epoch": earlier["epoch"] + 1,
+                "training_history": _history(Path(source).parent),
+            },
+        )
+        source = earlier["config"].get("init_from") or ""
+    return stages
+
+
 def export(
     checkpoint_path: Path,
     out_dir: Path,
@@ -166,18 +186,26 @@ def export(
         "best_epoch": checkpoint["epoch"] + 1,
         "train_config": portable_paths(cfg, ("data_dir", "out_dir", "init_from")),  # no paths of this machine
         "training_history": _history(checkpoint_path.parent),
+        "earlier_stages": _earlier_stages(cfg),  # progressive unfreezing: the runs this one started from
         "export_seconds": round(time.time() - started, 1),
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     if flower_score:
         # The "not a flower" statistics belong to this model's features: refit them on every export.
-        (out_dir / SCORER_FILE).unlink(missing_ok=True)
-        validation = load_split(data_dir, "validation")
-        scorer, summary = fit_scorer(Classifier(out_dir), load_split(data_dir, "train"), validation)
-        scorer.save(out_dir / SCORER_FILE)
-        metadata["flower_score"] = summary
-        print(f"not-a-flower scorer -> {out_dir / SCORER_FILE}: {json.dumps(summary)}")
-        (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        metadata = refit_scorer(out_dir, data_dir)
+    return metadata
+
+
+def refit_scorer(out_dir: Path, data_dir: Path) -> dict[str, Any]:
+    """Fit ``flower_score.npz`` for the exported model in ``out_dir`` and record it in its metadata."""
+    (out_dir / SCORER_FILE).unlink(missing_ok=True)
+    validation = load_split(data_dir, "validation")
+    scorer, summary = fit_scorer(Classifier(out_dir), load_split(data_dir, "train"), validation)
+    scorer.save(out_dir / SCORER_FILE)
+    metadata: dict[str, Any] = json.loads((out_dir / METADATA_FILE).read_text())
+    metadata["flower_score"] = summary
+    print(f"not-a-flower scorer -> {out_dir / SCORER_FILE}: {json.dumps(summary)}")
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return metadata
 
 
@@ -190,7 +218,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--name", default="flowers-efficientnet-lite0")
     parser.add_argument("--version", default=__version__)
+    parser.add_argument(
+        "--scorer-only", action="store_true", help="only refit the not-a-flower scorer of the model already in --out"
+    )
     args = parser.parse_args(argv)
+    if args.scorer_only:
+        refit_scorer(args.out, data_dir_or_exit(args.data or default_data_dir()))
+        return
     torch.manual_seed(0)
     metadata = export(
         args.checkpoint,

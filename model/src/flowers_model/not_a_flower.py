@@ -2,9 +2,9 @@
 
 * :func:`fit_scorer` runs with ``export``: it feeds the *exported* model the
   training flowers through the serving image path (so the statistics are those
-  of the int8 features we serve), fits the class means and the shared
-  within-class covariance, and picks the threshold on validation flowers so
-  that at least ``accept`` of them are accepted. The non-flower set plays no
+  of the int8 features we serve), keeps an int8 bank of their unit vectors
+  for the k-NN score, and picks the threshold
+  on validation flowers so that at least ``accept`` of them are accepted. The non-flower set plays no
   part in it.
 * ``python -m flowers_model.not_a_flower`` (``nox -s not_a_flower``) compares
   every candidate method of :mod:`flowers_model.ood_methods` on validation
@@ -27,17 +27,15 @@ import numpy.typing as npt
 
 from flowers_model.data import Example, load_split
 from flowers_model.nonflowers import CATEGORIES, load_manifest
-from flowers_model.ood_methods import fit_methods, within_class_pca
+from flowers_model.ood_methods import DEFAULT_DIMS, DEFAULT_K, fit_methods, knn_scorer
 from flowers_serving.classifier import Classifier
 from flowers_serving.flower_score import SCORER_FILE, FlowerScorer
 from flowers_serving.imaging import load_image
 
-__all__ = ["auroc", "collect", "fit_scorer", "main"]
+__all__ = ["auroc", "calibrated", "collect", "fit_scorer", "main"]
 
 #: Share of validation flowers the shipped threshold accepts (issue #13: at least 98%).
 DEFAULT_ACCEPT = 0.985
-#: Within-class directions the shipped scorer keeps; the comparison table shows the others.
-DEFAULT_DIMS = 256
 #: flower_score of the median validation flower; fixes the slope from flowers alone.
 _MEDIAN_SCORE = 0.99
 
@@ -80,46 +78,53 @@ def threshold_for(scores: Array, accept: float) -> float:
     return float(ordered[math.floor((1 - accept) * len(ordered))])
 
 
+def calibrated(scorer: FlowerScorer, val_features: Array, accept: float) -> tuple[FlowerScorer, Array]:
+    """``scorer`` with the threshold that accepts ``accept`` of validation flowers, and their similarities.
+
+    The slope puts the median validation flower at a flower_score of 0.99, so the score is
+    read the same way for every retrained model.
+    """
+    similarities = scorer.similarities(val_features.astype(np.float32)).astype(np.float64)
+    threshold = threshold_for(similarities, accept)
+    median = float(np.median(similarities))
+    slope = math.log(_MEDIAN_SCORE / (1 - _MEDIAN_SCORE)) / max(median - threshold, 1e-6)
+    fitted = FlowerScorer(
+        mean=scorer.mean,
+        projection=scorer.projection,
+        bank=scorer.bank,
+        bank_scales=scorer.bank_scales,
+        feature_size=scorer.feature_size,
+        k=scorer.k,
+        threshold=threshold,
+        slope=slope,
+    )
+    return fitted, similarities
+
+
 def fit_scorer(
     classifier: Classifier,
     train: list[Example],
     validation: list[Example],
     *,
-    dims: int = DEFAULT_DIMS,
+    dims: int | None = DEFAULT_DIMS,
+    k: int = DEFAULT_K,
     accept: float = DEFAULT_ACCEPT,
 ) -> tuple[FlowerScorer, dict[str, Any]]:
     """Statistics from training flowers, threshold from validation flowers (see the module docstring)."""
     started = time.time()
     _, train_features = collect(classifier, [e.path for e in train])
-    labels = np.asarray([e.class_id for e in train], dtype=np.int64)
-    mean, class_means, values, vectors = within_class_pca(train_features, labels)
-    basis = vectors[:, :dims] / np.sqrt(values[:dims])
-    provisional = FlowerScorer(
-        mean=mean.astype(np.float32),
-        projection=basis.astype(np.float32),
-        class_means=((class_means - mean) @ basis).astype(np.float32),
-        threshold=0.0,
-        slope=1.0,
-    )
     _, val_features = collect(classifier, [e.path for e in validation])
-    distances = provisional.distances(val_features.astype(np.float32)).astype(np.float64)
-    # Accept scores >= threshold on -distance, i.e. distance <= the accept-quantile of validation distances.
-    threshold = -threshold_for(-distances, accept)
-    median = float(np.median(distances))
-    slope = math.log(_MEDIAN_SCORE / (1 - _MEDIAN_SCORE)) / max(threshold - median, 1e-6)
-    scorer = FlowerScorer(
-        mean=provisional.mean,
-        projection=provisional.projection,
-        class_means=provisional.class_means,
-        threshold=threshold,
-        slope=slope,
-    )
+    scorer, similarities = calibrated(knn_scorer(train_features, dims=dims, k=k), val_features, accept)
     summary = {
-        "method": f"Mahalanobis, shared within-class covariance, top {dims} directions",
+        "method": f"k-NN: cosine similarity to the {k}th nearest training photo, "
+        + (f"PCA {dims}, " if dims else "all features, ")
+        + "int8 bank",
         "dims": dims,
-        "threshold_distance": round(threshold, 4),
-        "slope": round(slope, 6),
-        "validation_accepted": round(float((distances <= threshold).mean()), 4),
+        "k": k,
+        "bank_images": int(scorer.bank.shape[0]),
+        "threshold_similarity": round(scorer.threshold, 4),
+        "slope": round(scorer.slope, 4),
+        "validation_accepted": round(float((similarities >= scorer.threshold).mean()), 4),
         "target_accept": accept,
         "train_images": len(train),
         "validation_images": len(validation),

@@ -15,9 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Fitted", "fit_methods", "within_class_pca"]
+from flowers_serving.flower_score import FlowerScorer, unit_rows
+
+__all__ = ["DEFAULT_DIMS", "DEFAULT_K", "Fitted", "fit_methods", "knn_scorer", "within_class_pca"]
 
 Array = npt.NDArray[np.float64]
+
+#: The shipped k-NN scorer keeps every feature dimension (None) and its k is 10 (see the comparison).
+DEFAULT_DIMS: int | None = None
+DEFAULT_K = 10
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,36 @@ def _knn(train: Array, k: int) -> Callable[[Array, Array], Array]:
     return score
 
 
+def knn_scorer(
+    train_features: Array, *, dims: int | None = DEFAULT_DIMS, k: int = DEFAULT_K, centre: bool = False
+) -> FlowerScorer:
+    """The k-NN scorer's statistics from training flowers: an int8 bank of their unit vectors.
+
+    ``dims=None`` keeps every feature (what ships); otherwise the features are
+    projected on their top ``dims`` principal directions (centred first with
+    ``centre``). Threshold and slope are left at 0 and 1; ``fit_scorer`` sets them.
+    """
+    size = train_features.shape[1]
+    mean = train_features.mean(axis=0) if centre else None
+    rows = train_features - mean if mean is not None else train_features
+    projection = None
+    if dims is not None:
+        values, vectors = np.linalg.eigh(rows.T @ rows / len(rows))
+        projection = vectors[:, np.argsort(values)[::-1][:dims]].astype(np.float32)
+        rows = rows @ projection
+    bank, scales = FlowerScorer.quantize_bank(unit_rows(rows.astype(np.float32)))
+    return FlowerScorer(
+        mean=None if mean is None else mean.astype(np.float32),
+        projection=projection,
+        bank=bank,
+        bank_scales=scales,
+        feature_size=size,
+        k=k,
+        threshold=0.0,
+        slope=1.0,
+    )
+
+
 def fit_methods(train_features: Array, train_labels: npt.NDArray[np.int64]) -> list[Fitted]:
     """Fit every candidate on the training flowers."""
     mean, class_means, values, vectors = within_class_pca(train_features, train_labels)
@@ -116,14 +152,46 @@ def fit_methods(train_features: Array, train_labels: npt.NDArray[np.int64]) -> l
                 4 * (d * k + c * k + d + k),
             )
         )
-    fitted.append(
-        Fitted(
-            "k-NN (k=10)",
-            "cosine similarity to the 10th nearest training photo (Sun et al., 2022)",
-            _knn(train_features, 10),
-            4 * train_features.size,
+    for k in (1, 10, 50):
+        fitted.append(
+            Fitted(
+                f"k-NN (k={k})",
+                f"cosine similarity to the {k}th nearest training photo, all {d} dims, float32 (Sun et al., 2022)",
+                _knn(train_features, k),
+                4 * train_features.size,
+            )
         )
-    )
+    variants: list[tuple[str, str, FlowerScorer]] = [
+        (
+            f"k-NN (k={DEFAULT_K}, int8 bank) (shipped)",
+            f"the serving scorer: all {d} dims, one int8 row with its scale per training photo",
+            knn_scorer(train_features, dims=None),
+        ),
+        *[
+            (
+                f"k-NN (k={DEFAULT_K}, centred, PCA {dims}, int8)",
+                f"centred, top {dims} principal directions, int8 bank: smaller",
+                knn_scorer(train_features, dims=dims, centre=True),
+            )
+            for dims in (128, 256)
+        ],
+        (
+            f"k-NN (k={DEFAULT_K}, PCA 256, int8)",
+            "top 256 principal directions of the uncentred features, int8 bank",
+            knn_scorer(train_features, dims=256),
+        ),
+    ]
+    for name, description, scorer in variants:
+        fitted.append(
+            Fitted(
+                name,
+                description,
+                lambda lg, f, s=scorer: s.similarities(f.astype(np.float32)).astype(np.float64),
+                scorer.bank.nbytes
+                + scorer.bank_scales.nbytes
+                + sum(a.nbytes for a in (scorer.mean, scorer.projection) if a is not None),
+            )
+        )
     return fitted
 
 

@@ -445,11 +445,15 @@ def _scorer_for(classifier: Any, *, accept_everything: bool) -> Any:
     from flowers_serving.flower_score import FlowerScorer
 
     size = int(classifier._features["shape"][-1])
+    # Cosine similarities lie in [-1, 1]: a threshold below accepts every photo, one above none.
     return FlowerScorer(
-        mean=np.zeros(size, np.float32),
+        mean=None,
         projection=np.eye(size, 8, dtype=np.float32),
-        class_means=np.zeros((102, 8), np.float32),
-        threshold=1e30 if accept_everything else -1.0,
+        bank=(np.eye(8) * 127).astype(np.int8),
+        bank_scales=np.full(8, 1 / 127, np.float32),
+        feature_size=size,
+        k=1,
+        threshold=-2.0 if accept_everything else 2.0,
         slope=1.0,
     )
 

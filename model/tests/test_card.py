@@ -1,0 +1,103 @@
+"""The model card is rendered from what the pipeline wrote: levers, stages, intervals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flowers_model import card, levers
+
+
+def _report(top1: float, n: int = 200) -> dict[str, object]:
+    return {"n": n, "top1": top1, "top5": 1.0, "ece": 0.01, "nll": 0.1, "model_version": "9.9.9"}
+
+
+def test_levers_keep_one_row_per_name_with_an_interval(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(_report(0.9)))
+    robustness = tmp_path / "rob.log"
+    robustness.write_text(
+        '{"corruption": "clean", "top1": 0.9}\n{"corruption": "greyscale", "top1": 0.8}\nnoise line\n'
+    )
+    out = tmp_path / "levers.json"
+    levers.add("a", "first", report, robustness, out)
+    report.write_text(json.dumps(_report(0.95)))
+    row = levers.add("a", "again", report, None, out)
+    rows = json.loads(out.read_text())
+    assert [r["name"] for r in rows] == ["a"]
+    assert row["change"] == "again"
+    low, high = row["top1_ci95"]
+    assert low < 0.95 < high
+
+
+def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None:
+    artifacts, reports = tmp_path / "artifacts", tmp_path / "reports"
+    artifacts.mkdir()
+    reports.mkdir()
+    (artifacts / "flowers.tflite").write_bytes(b"\0" * 1000)
+    config = {
+        "backbone": "efficientnet-lite0",
+        "image_size": 224,
+        "freeze_blocks": 5,
+        "lr": 0.0004,
+        "backbone_lr_scale": 0.5,
+        "weight_decay": 0.05,
+        "warmup_epochs": 0.3,
+        "epochs": 6,
+        "batch_size": 32,
+        "label_smoothing": 0.1,
+        "dropout": 0.2,
+        "drop_connect": 0.2,
+        "crop_scale_min": 0.3,
+        "color_jitter": 0.3,
+        "greyscale_p": 0.3,
+        "ema_decay": 0.998,
+        "seed": 42,
+        "threads": 2,
+        "out_dir": "model/runs/b",
+        "init_from": "model/runs/a/best.pt",
+        "data_dir": "oxford102",
+    }
+    row = {"epoch": 1, "train_loss": 1.0, "train_top1": 0.9, "val_loss": 0.3, "val_top1": 0.98, "seconds": 60}
+    meta = {
+        "name": "flowers",
+        "version": "2.0.0",
+        "quantization": "static",
+        "input": {"shape": [1, 224, 224, 3], "layout": "NHWC", "dtype": "int8"},
+        "output": {"dtype": "float32"},
+        "temperature": 0.5,
+        "best_epoch": 1,
+        "train_config": config,
+        "training_history": [row],
+        "earlier_stages": [
+            {
+                "train_config": {**config, "freeze_blocks": 8, "init_from": "", "out_dir": "model/runs/a"},
+                "best_epoch": 1,
+                "training_history": [row],
+            }
+        ],
+    }
+    (artifacts / "metadata.json").write_text(json.dumps(meta))
+    (reports / "levers.json").write_text(
+        json.dumps(
+            [
+                {
+                    "name": "x",
+                    "change": "more",
+                    "top1": 0.97,
+                    "top1_ci95": [0.95, 0.98],
+                    "ece": 0.01,
+                    "nll": 0.1,
+                    "corruptions": {"greyscale": 0.9},
+                }
+            ]
+        )
+    )
+    text = card.render(artifacts, reports)
+    assert "**Stage 1**: from ImageNet weights" in text
+    assert "**Stage 2** (shipped)" in text
+    assert "greyscale (p = 0.3)" in text
+    assert "| x | more | 97.00% (95.0%–98.0%)" in text
+    assert "nox -s train -- " in text
+    assert "init_from=model/runs/a/best.pt" in text
+    assert "data_dir=" not in text

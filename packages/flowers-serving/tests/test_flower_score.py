@@ -1,0 +1,85 @@
+"""The k-NN "not a flower" scorer on small synthetic statistics (the real ones are checked by the model tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from flowers_serving.flower_score import FlowerScorer, unit_rows
+
+
+def _scorer(k: int = 2, threshold: float = 0.5, *, pca: bool = False) -> tuple[FlowerScorer, np.ndarray]:
+    rng = np.random.default_rng(7)
+    train = rng.normal(size=(40, 16)).astype(np.float32)
+    mean = train.mean(axis=0) if pca else None
+    projection = np.linalg.svd(train - mean, full_matrices=False)[2][:8].T.astype(np.float32) if pca else None
+    rows = (train - mean) @ projection if pca else train
+    bank, scales = FlowerScorer.quantize_bank(unit_rows(rows.astype(np.float32)))
+    scorer = FlowerScorer(
+        mean=mean,
+        projection=projection,
+        bank=bank,
+        bank_scales=scales,
+        feature_size=16,
+        k=k,
+        threshold=threshold,
+        slope=10.0,
+    )
+    return scorer, train
+
+
+@pytest.mark.parametrize("pca", [False, True])
+def test_a_training_photo_is_its_own_nearest_neighbour(pca: bool) -> None:
+    scorer, train = _scorer(k=1, pca=pca)
+    similarity = scorer.similarities(train[:5])
+    np.testing.assert_allclose(similarity, 1.0, atol=0.005)  # int8 rounding only
+
+
+def test_the_kth_neighbour_is_never_closer_than_the_first() -> None:
+    nearest, train = _scorer(k=1)
+    third, _ = _scorer(k=3)
+    queries = train[:10] + np.random.default_rng(1).normal(scale=0.5, size=train[:10].shape).astype(np.float32)
+    assert np.all(third.similarities(queries) <= nearest.similarities(queries) + 1e-6)
+
+
+def test_score_is_monotone_bounded_and_half_at_the_threshold() -> None:
+    scorer, _ = _scorer(threshold=0.3)
+    grid = np.linspace(-1, 1, 201)
+    scores = np.array([scorer.score_of(float(s)) for s in grid])
+    assert np.all(np.diff(scores) >= 0)
+    assert scores.min() >= 0.0
+    assert scores.max() <= 1.0
+    assert scorer.score_of(0.3) == pytest.approx(0.5)
+    assert scorer.score_of(-1e9) == 0.0  # no overflow far from the threshold
+
+
+def test_is_flower_agrees_with_the_score(tmp_path: Path) -> None:
+    scorer, train = _scorer(threshold=0.6)
+    far = np.full((1, 16), 50.0, np.float32)
+    for features in (train[:1], far, -far):
+        result = scorer.score(features)
+        assert result.is_flower == (result.flower_score >= 0.5) == (result.similarity >= 0.6)
+
+
+@pytest.mark.parametrize("pca", [False, True])
+def test_round_trip_through_the_file(tmp_path: Path, pca: bool) -> None:
+    scorer, train = _scorer(pca=pca)
+    scorer.save(tmp_path / "s.npz")
+    loaded = FlowerScorer.load(tmp_path / "s.npz")
+    assert (loaded.k, loaded.threshold, loaded.slope, loaded.feature_size) == (2, 0.5, 10.0, 16)
+    assert (loaded.projection is None) is not pca
+    np.testing.assert_array_equal(loaded.similarities(train[:3]), scorer.similarities(train[:3]))
+
+
+def test_inconsistent_statistics_are_refused() -> None:
+    scorer, _ = _scorer()
+    common: dict[str, Any] = {"mean": None, "projection": None, "feature_size": 16, "threshold": 0.0, "slope": 1.0}
+    with pytest.raises(ValueError, match="inconsistent"):
+        FlowerScorer(bank=scorer.bank[:, :4], bank_scales=scorer.bank_scales, k=1, **common)
+    with pytest.raises(ValueError, match="inconsistent"):
+        FlowerScorer(bank=scorer.bank, bank_scales=scorer.bank_scales[:3], k=1, **common)
+    with pytest.raises(ValueError, match="k=41"):
+        FlowerScorer(bank=scorer.bank, bank_scales=scorer.bank_scales, k=41, **common)
