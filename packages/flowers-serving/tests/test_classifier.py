@@ -42,7 +42,10 @@ def test_classifies_real_photos(classifier: Classifier, photo: object) -> None:
     scores = [p.score for p in result.predictions]
     assert scores == sorted(scores, reverse=True)
     assert result.predictions[0].score > 0.3
-    assert set(result.timings_ms) == {"decode_ms", "preprocess_ms", "infer_ms"}
+    # The shipped model has the features output, so every photo is also scored for "not a flower".
+    assert set(result.timings_ms) == {"decode_ms", "preprocess_ms", "infer_ms", "flower_score_ms"}
+    assert result.flower is not None
+    assert result.flower.is_flower
 
 
 def test_all_scores_are_a_distribution(classifier: Classifier, flower_bytes: bytes) -> None:
