@@ -304,7 +304,9 @@ def model(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]", *PYTEST)
     # The packages whose sample photos make the non-flower set (its test builds a copy).
     session.run("python", "-m", "pip", "install", "--quiet", *NONFLOWER_SOURCES)
-    _pytest(session, MODEL / "tests", "-m", "not export")
+    # Training two steps is seconds of CPU, but on a machine whose cores a real training holds it took over
+    # 300 s (measured on 3.13): the guard against hangs is as long as model_export's.
+    _pytest(session, MODEL / "tests", "-m", "not export", timeout=1200)
 
 
 @nox.session(python=_python_for(TORCH, EXPORTER), venv_backend="virtualenv")
@@ -384,9 +386,39 @@ def browser(session: nox.Session) -> None:
     _pytest(session, ROOT / "tests" / "browser", extra_env={**env, "FLOWERS_CHROMIUM": chromium})
 
 
+def _ports_free_or_exit(session: nox.Session) -> None:
+    """A busy --port / --rie-port is said at once, before anything is installed (installing takes a while).
+
+    The same check and line as flowers-serve's own, from its stdlib-only module loaded by path; flowers-serve
+    checks again when it binds.
+    """
+    import argparse
+    import importlib.util
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--port", "--gateway-port", dest="port", type=int, default=3000)
+    parser.add_argument("--rie-port", type=int, default=8080)
+    known, _ = parser.parse_known_args(session.posargs)
+    spec = importlib.util.spec_from_file_location(
+        "_flowers_ports", SERVING / "src" / "flowers_serving" / "local" / "ports.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    ports = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ports)
+    for option, port in (("--port", known.port), ("--rie-port", known.rie_port)):
+        if 0 < port <= 65535:
+            try:
+                ports.bind_listener("127.0.0.1", port, option).close()
+            except ports.PortInUse as busy:
+                print(f"flowers-serve: {busy}", file=sys.stderr)
+                raise SystemExit(2) from None
+
+
 @nox.session
 def serve(session: nox.Session) -> None:
     """Run the local stack until Ctrl-C/SIGTERM: API Gateway front on :3000, direct invoke on :8080 (-- --help)."""
+    _ports_free_or_exit(session)
     env = _rie(session)
     session.install(f"{SERVING}[litert,local]")
     _run_until_stopped(session, "flowers-serve", *session.posargs, env=env)

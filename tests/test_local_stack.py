@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -421,6 +422,21 @@ def test_a_busy_port_is_found_before_anything_starts(foreign: ForeignServer, tmp
     assert caught.value.option == "--port"
     assert stack.workers == []  # no runtime was even created
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_stack_that_fails_to_start_keeps_its_logs(tmp_path: Path) -> None:
+    # No model where the handler looks: the runtime fails to start, and the error names its log to read.
+    env = {**STACK_ENV, "FLOWERS_MODEL_DIR": str(tmp_path)}
+    stack = LocalStack(rie_port=0, gateway_port=0, runtime="python", env=env)
+    with pytest.raises(RuntimeError, match=r"did not (start|warm up)"):
+        stack.start()
+    assert stack.log_dir is not None
+    try:
+        assert any(stack.log_dir.iterdir())
+        stack.stop()  # flowers-serve stops the stack once more as it exits
+        assert any(stack.log_dir.iterdir())
+    finally:
+        shutil.rmtree(stack.log_dir, ignore_errors=True)
 
 
 def test_a_port_held_by_another_flowers_serve_is_named_so(stack: LocalStack, tmp_path: Path) -> None:

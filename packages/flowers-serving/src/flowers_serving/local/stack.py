@@ -161,8 +161,10 @@ class LocalStack:
         if self.pool is not None:
             self.pool.stop()
         ours = self._made_log_dir and self.log_dir is not None and not self._keep_logs
-        if ours and self.log_dir is not None and (not failed or not any(self.log_dir.iterdir())):
-            shutil.rmtree(self.log_dir, ignore_errors=True)
+        if ours and self.log_dir is not None:
+            if not failed or not any(self.log_dir.iterdir()):
+                shutil.rmtree(self.log_dir, ignore_errors=True)
+            # Kept after a failure: the error names the directory, and a later stop() (flowers-serve's) keeps it.
             self._made_log_dir = False
 
     def _make_log_dir(self) -> Path:
