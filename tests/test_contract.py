@@ -83,8 +83,9 @@ def test_handler_http_api_binary_body(case: Case, handler: Any) -> None:
         "version": "2.0",
         "routeKey": "POST /predict",
         "rawPath": "/predict",
-        "rawQueryString": "top_k=5",
-        "queryStringParameters": {"top_k": "5"},
+        # A binary body carries no JSON options: they travel in the query string.
+        "rawQueryString": "top_k=5&reject=true" if case.reject else "top_k=5",
+        "queryStringParameters": {"top_k": "5", "reject": "true"} if case.reject else {"top_k": "5"},
         "headers": {"content-type": "application/octet-stream"},
         "requestContext": {"http": {"method": "POST", "path": "/predict"}, "requestId": "r2"},
         "body": base64.b64encode(case.image.read_bytes()).decode(),

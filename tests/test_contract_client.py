@@ -38,16 +38,21 @@ def test_async_client(case: Case, transport: str, stack: Any, upstream: Any) -> 
     async def go() -> None:
         async with flowers_client.AsyncFlowersClient(endpoint_of(stack, transport), max_retries=0) as client:
             if case.code is None:
-                result = await client.classify(_client_input(case, upstream), top_k=5)
+                result = await client.classify(_client_input(case, upstream), top_k=5, reject=case.reject)
                 assert result.request_id
                 assert len(result.predictions) == 5
                 if case.class_id is not None:
                     assert result.best.class_id == case.class_id
+                if case.is_flower is not None:
+                    assert result.is_flower is case.is_flower
                 return
             with pytest.raises(flowers_client.APIStatusError) as caught:
-                await client.classify(_client_input(case, upstream), top_k=5)
+                await client.classify(_client_input(case, upstream), top_k=5, reject=case.reject)
             assert (caught.value.code, caught.value.status_code) == (case.code, case.status)
             assert caught.value.request_id
+            if case.code == "not_a_flower":
+                assert isinstance(caught.value, flowers_client.NotAFlowerError)
+                assert caught.value.predictions
 
     asyncio.run(go())
 
