@@ -161,11 +161,21 @@ def test_progress_bar_on_a_terminal_stderr_also_with_json(tmp_path: Path, servic
     assert [json.loads(line)["index"] for line in out.splitlines()] == list(range(5))  # stdout untouched
 
 
-def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path: Path, service: FakeService) -> None:
+@pytest.mark.parametrize(
+    "moment",
+    [
+        r"\|\s+argparse\b",  # the CLI's handler is in (just before), its imports are loading
+        r"\|\s+(pydantic|httpx)\b",  # the client loads, once the CLI runs
+        "request in flight",  # the service holds the first request
+    ],
+)
+def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(
+    moment: str, tmp_path: Path, service: FakeService
+) -> None:
     """Importing httpx and pydantic takes seconds on a busy machine; a Ctrl-C then is a Ctrl-C too.
 
     ``-X importtime`` reports each module as it finishes loading: the signal goes
-    out once pydantic is loading, which the CLI does only once it runs.
+    out at a chosen point of the start-up, a state rather than a delay.
     """
     env = {k: v for k, v in os.environ.items() if k != "FLOWERS_ENDPOINT"}
     images = batch(tmp_path, fast=0, held=3)
@@ -190,10 +200,16 @@ def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path: Path, 
     try:
         assert process.stderr is not None
         seen = []
-        for line in process.stderr:
-            seen.append(line)
-            if re.search(r"\|\s+(pydantic|httpx)\b", line):
-                break
+        if moment == "request in flight":
+            deadline = time.monotonic() + HANG_GUARD
+            while not service.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert service.requests
+        else:
+            for line in process.stderr:
+                seen.append(line)
+                if re.search(moment, line):
+                    break
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=HANG_GUARD)
     finally:
@@ -202,4 +218,39 @@ def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path: Path, 
     err = "".join(seen) + err
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err
-    assert "flowers: interrupted" in err
+    assert "KeyboardInterrupt" not in err  # not even "Exception ignored in ...": no Ctrl-C is lost
+    assert "flowers: interrupted" in err or "interrupted: 3 not done" in err
+
+
+def test_a_first_ctrl_c_swallowed_by_a_finalizer_still_stops_the_command() -> None:
+    """A KeyboardInterrupt raised while a ``__del__`` runs is printed as ignored and lost.
+
+    The command's handler raises it again until the command has it, even while the
+    main thread waits for a result that would never come.
+    """
+    script = """
+import gc, os, queue, signal, sys
+from flowers_client._cli_interrupts import INTERRUPTS
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100_000):  # the handler runs here, inside __del__
+            pass
+
+INTERRUPTS.install()
+try:
+    Finalized()
+    print("lost once", flush=True)
+    queue.Queue().get()  # nothing ever comes
+except KeyboardInterrupt:
+    INTERRUPTS.taken()
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+    process = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=HANG_GUARD, check=False
+    )
+    assert process.stdout.splitlines() == ["lost once", "interrupted"], process.stderr
+    assert process.returncode == 130
+    assert "Exception ignored" in process.stderr  # the finalizer did swallow the first one
