@@ -125,6 +125,8 @@ class Interrupts:
         """Until the command has the first Ctrl-C, signal the main thread again (wakes a blocked wait too)."""
         raised.wait()
         main = threading.main_thread().ident
+        if not hasattr(signal, "pthread_kill"):  # Windows: nothing to re-raise with
+            return
         while not taken.wait(REDELIVER_EVERY):
             if self._deferring or main is None:
                 continue  # held on purpose (a line being written): raised when the block ends
