@@ -13,9 +13,13 @@ answers ``--help`` or a Ctrl-C, before httpx and pydantic are imported.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+# Not `from typing import TYPE_CHECKING`: typing (with re and enum) is the heaviest import here,
+# and the `flowers` command takes Ctrl-C only once this package has loaded.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from flowers_client._api import classify
     from flowers_client._async_client import AsyncFlowersClient
     from flowers_client._base_client import NOT_GIVEN, Timeout, is_retryable

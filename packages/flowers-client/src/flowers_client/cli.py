@@ -16,19 +16,24 @@ Exit codes: 0 every input classified, 1 an error (or every input failed),
 
 from __future__ import annotations
 
+import sys
+
+from flowers_client._cli_interrupts import EXIT_INTERRUPTED, INTERRUPTS
+
+# The command (`python -m flowers_client.cli`, or the `flowers` script importing `run`):
+# Ctrl-C is ours before the imports below, and raised once main() can take it.
+if __name__ == "__main__" or sys.argv[0].rsplit("/", 1)[-1].rsplit("\\", 1)[-1] in {"flowers", "flowers.exe"}:
+    INTERRUPTS.install(hold=True)
+
 import argparse
 import contextlib
 import json
 import logging
 import os
-import signal
-import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO, TYPE_CHECKING, TextIO
 
 from flowers_client._config import (
@@ -58,7 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 141
 #: Seconds from Ctrl-C to wait for the one invoke in flight to a bare RIE (a new
 #: run that reaches the emulator while it still works would crash it), kept short
 #: so that the exit always comes within 2 s of the Ctrl-C.
@@ -235,54 +240,6 @@ def _open_output(path: Path) -> IO[str]:
     return handle
 
 
-class _Interrupts:
-    """First Ctrl-C: stop scheduling and finish up (never in the middle of a line). Second: exit at once."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.first_at: float | None = None  # time.monotonic() of the first Ctrl-C
-        self._deferring = 0
-        self._pending = False
-        self._previous: object = None
-
-    def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.count += 1
-        if self.first_at is None:
-            self.first_at = time.monotonic()
-        if self.count > 1:
-            os.write(2, b"\nflowers: interrupted again; exiting now\n")
-            os._exit(EXIT_INTERRUPTED)
-        if self._deferring:
-            self._pending = True
-            return
-        raise KeyboardInterrupt
-
-    def since_first(self) -> float:
-        """Seconds since the first Ctrl-C (0 if none came through the handler)."""
-        return 0.0 if self.first_at is None else time.monotonic() - self.first_at
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Hold a first Ctrl-C until the block is done (a line is written whole)."""
-        self._deferring += 1
-        try:
-            yield
-        finally:
-            self._deferring -= 1
-            if not self._deferring and self._pending:
-                self._pending = False
-                raise KeyboardInterrupt
-
-
 @dataclass
 class _Tally:
     classified: int = 0
@@ -311,11 +268,17 @@ class _Tally:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    installed_here = INTERRUPTS.install()  # unless the command's first lines did
     try:
+        INTERRUPTS.release_hold()  # a Ctrl-C during the imports ends the run here
         return _main(argv)
     except KeyboardInterrupt:  # before or after the batch: no traceback either
+        INTERRUPTS.taken()
         print("\nflowers: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if installed_here:
+            INTERRUPTS.uninstall()
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -401,7 +364,8 @@ def _run(
         reject=args.reject,
         batch_size=args.batch_size,
     )
-    with _Interrupts() as interrupts:
+    interrupts = INTERRUPTS
+    try:
         try:
             for item in stream:
                 with interrupts.deferred():
@@ -410,31 +374,33 @@ def _run(
                     if tally.unreachable and tally.classified == 0:
                         aborted = True  # nothing has ever answered: the rest would fail the same way
                         break
-        except KeyboardInterrupt:
-            interrupted = True
-        except BrokenPipeError:
-            broken_pipe = True
         finally:
-            stream.close()  # stop scheduling; requests in flight are dropped
-        if broken_pipe:
-            # The reader went away (`| head`): say nothing more on stdout.
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return EXIT_BROKEN_PIPE
-        with interrupts.deferred():
-            output.flush_finished()
-            output.close()
-            if not interrupted:
-                client.close()  # after an interrupt, requests in flight may still hold connections
-            elif not client.wait_until_idle(max(0.0, RIE_GRACE - interrupts.since_first())):
-                print(
-                    "flowers: the RIE is still running the last invoke; give it a moment before the next run",
-                    file=sys.stderr,
-                )
-            for hint in tally.hints:
-                print(hint, file=sys.stderr)
-            elapsed = time.monotonic() - started
-            print(_summary(tally, len(todo), skipped, elapsed, args, interrupted, aborted), file=sys.stderr)
+            with interrupts.deferred():
+                stream.close()  # stop scheduling; requests in flight are dropped
+    except KeyboardInterrupt:
+        interrupts.taken()
+        interrupted = True
+    except BrokenPipeError:
+        broken_pipe = True
+    if broken_pipe:
+        # The reader went away (`| head`): say nothing more on stdout.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    with interrupts.deferred():
+        output.flush_finished()
+        output.close()
+        if not interrupted:
+            client.close()  # after an interrupt, requests in flight may still hold connections
+        elif not client.wait_until_idle(max(0.0, RIE_GRACE - interrupts.since_first())):
+            print(
+                "flowers: the RIE is still running the last invoke; give it a moment before the next run",
+                file=sys.stderr,
+            )
+        for hint in tally.hints:
+            print(hint, file=sys.stderr)
+        elapsed = time.monotonic() - started
+        print(_summary(tally, len(todo), skipped, elapsed, args, interrupted, aborted), file=sys.stderr)
     if interrupted:
         return EXIT_INTERRUPTED
     errors = tally.failed - tally.rejected
@@ -484,8 +450,9 @@ def _configure_logging(verbose: int, output: Output) -> None:
 
 
 def run() -> None:
-    """The console script: ``flowers``."""
+    """What ``flowers`` and ``python -m flowers_client.cli`` run (see also ``_cli_start``)."""
     code = main()
+    INTERRUPTS.finished()  # from here on a first Ctrl-C changes nothing; a second still exits at once
     if code == EXIT_INTERRUPTED:
         # Everything is written and closed; skip the interpreter's teardown (seconds on a
         # busy machine, with requests in flight on daemon threads) so Ctrl-C ends the run now.
