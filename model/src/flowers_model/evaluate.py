@@ -174,7 +174,11 @@ def main(argv: list[str] | None = None) -> None:
 
         draw_report(report, load_class_names(data_dir), out, data_dir)
     summary_keys = ("model", "model_version", "split", "n", "top1", "top5", "ece", "nll", "infer_ms_p50", "runtime")
-    print(json.dumps({k: report[k] for k in summary_keys} | {"model_file": report["model_file"], "report": str(path)}))
+    print(
+        json.dumps(
+            {k: report[k] for k in summary_keys} | {"model_file": report["model_file"], "report": portable(path)}
+        )
+    )
 
 
 def _run_dir() -> Path:
