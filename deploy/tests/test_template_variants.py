@@ -228,9 +228,11 @@ def test_rules_refuse_combinations_that_cannot_work(source: dict[str, Any]) -> N
 
 
 def test_alarms_and_dashboard_use_the_metrics_the_handler_emits(source: dict[str, Any]) -> None:
-    """The template's EMF metric names and the names flowers_serving.metrics emits are one list."""
+    """The template's EMF metric names and the names flowers_serving.metrics emits are the same set."""
     code = (ROOT / "packages" / "flowers-serving" / "src" / "flowers_serving" / "metrics.py").read_text()
-    emitted = set(re.findall(r'name="([A-Za-z]+)"', code)) | set(re.findall(r'"[a-z_]+_ms": "([A-Za-z]+)"', code))
+    emitted = set(re.findall(r'(?:add_metric|single_metric)\(name="([A-Za-z]+)"', code)) | set(
+        re.findall(r'"[a-z_]+_ms": "([A-Za-z]+)"', code)
+    )
     function_env = source["Resources"]["FlowersFunction"]["Properties"]["Environment"]["Variables"]
     namespace = function_env["POWERTOOLS_METRICS_NAMESPACE"]
     used = {
@@ -243,6 +245,8 @@ def test_alarms_and_dashboard_use_the_metrics_the_handler_emits(source: dict[str
     used |= set(re.findall(r'MetricName=\\"([A-Za-z]+)\\"', dashboard))
     assert used, "no EMF metric found in the template"
     assert used <= emitted, used - emitted
+    # ...and every metric the handler pays to emit is graphed or alarmed on somewhere.
+    assert emitted <= used, emitted - used
     assert {"ServerError", "Latency", "InferenceLatency", "Errors", "NotFlower", "ColdStart"} <= used
 
 
