@@ -22,13 +22,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from contract.cases import FLOWERS, STACK_ENV
+from upstream import QuietServer
 
 from flowers_serving.local import INVOKE_PAYLOAD_LIMIT, LocalStack, PortInUse, RieWorker, find_rie_binary, free_port
 from flowers_serving.local.gateway import MAX_REQUEST_BYTES
@@ -103,7 +104,7 @@ class ImageHost:
                 except OSError:
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -382,7 +383,7 @@ class ForeignServer:
             def do_POST(self) -> None:
                 self.do_GET()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
         self.port: int = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 

@@ -9,15 +9,26 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FLOWER = FIXTURES / "flowers" / "054-sunflower.jpg"
 NONFLOWER = FIXTURES / "nonflowers" / "cat.jpg"
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A test server that does not print a traceback when a client hangs up: the tests' clients do, on purpose."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -155,7 +166,7 @@ class Upstream:
     """``with Upstream() as up: up.url("/flower.jpg")``"""
 
     def __init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = QuietServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -29,6 +29,7 @@ import base64
 import hashlib
 import json
 import re
+import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,16 @@ STATUS_OF_CODE = {
     "internal_error": 500,
 }
 LABELS = ["pink primrose", "sunflower", "rose", "lotus", "daisy", "tulip", "foxglove", "water lily"]
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A test server that does not print a traceback when a client hangs up: the tests' clients do, on purpose."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 def result_body(key: str, top_k: int, *, is_flower: bool = True) -> dict[str, Any]:
@@ -94,7 +105,7 @@ class FakeService:
             def do_POST(self) -> None:
                 service._serve(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/predict"

@@ -104,7 +104,8 @@ def test_ctrl_c_mid_batch_keeps_finished_lines_and_exits_130(
     out, err = resumed.communicate(timeout=HANG_GUARD)
     assert resumed.returncode == 0, err
     assert [json.loads(line)["index"] for line in out.splitlines()] == list(range(3, 23))
-    sent = Counter(_photo(request["body"]) for request in service.requests)
+    # A request the interrupt cut short before its body was sent is recorded with an empty body.
+    sent = Counter(_photo(request["body"]) for request in service.requests if request["body"])
     assert [sent[f"photo {i}"] for i in range(3)] == [1, 1, 1]  # never sent again
     # Each missing one once by the resume, plus at most once by the first run (4 in flight then).
     assert all(1 <= sent[f"photo {i} hold"] <= 2 for i in range(3, 23))

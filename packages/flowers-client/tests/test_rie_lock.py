@@ -7,6 +7,7 @@ invoke reaches its RIE path while one is running, as the real emulator breaks.
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -129,18 +130,33 @@ def test_the_fake_rie_notices_overlapping_invokes(service: FakeService) -> None:
 
 
 def test_a_stopped_batch_sends_nothing_more_to_the_rie(service: FakeService) -> None:
-    """Requests queued for the RIE's turn when the batch stops never go out; the one in flight ends."""
-    images = [b"photo first", b"hold second"] + [f"photo {i}".encode() for i in range(10)]
+    """Stopping the batch sends nothing more; the invoke in flight ends, and wait_until_idle says when."""
+    images = [b"hold first"] + [f"photo {i}".encode() for i in range(10)]
     client = flowers_client.FlowersClient(service.rie_url, max_retries=0)
     stream = client.iter_classify(images, concurrency=6)
-    assert next(stream).index == 0
-    for _ in range(3000):  # the held one goes out; four more wait for the lock (bounded wait)
-        if len(service.requests) >= 2:
+    first: list[int] = []
+    consumer = threading.Thread(target=lambda: first.append(next(stream).index))
+    consumer.start()
+    for _ in range(3000):  # the held one goes out (bounded wait)
+        if service.requests:
             break
         threading.Event().wait(0.01)
-    stream.close()
     assert not client.wait_until_idle(0.05)  # the held invoke is still in flight
     service.release()
+    consumer.join(30)
+    assert first == [0]
+    stream.close()
     assert client.wait_until_idle(30)
-    assert len(service.requests) == 2
+    threading.Event().wait(0.2)  # time for a wrongly scheduled request to arrive
+    assert len(service.requests) == 1
     assert service.rie_overlaps == 0
+
+
+def test_rie_inputs_go_out_in_order_whatever_the_concurrency(service: FakeService) -> None:
+    """Several requests queued for one RIE would reach its lock in any order: the client sends one at a time."""
+    images = [f"sleep=0.005 photo {i}".encode() for i in range(16)]
+    with flowers_client.FlowersClient(service.rie_url, max_retries=0) as client:
+        finished = [item.index for item in client.iter_classify(images, concurrency=8)]
+    assert finished == list(range(16))
+    sent = [base64.b64decode(request["body"]["image"]) for request in service.requests]
+    assert sent == images

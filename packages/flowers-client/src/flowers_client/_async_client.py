@@ -163,9 +163,9 @@ class AsyncFlowersClient(BaseClient):
         requests in flight (use ``contextlib.aclosing`` to have that happen at
         once rather than when the generator is collected). ``batch_size``
         (1-16): images per request, as in :meth:`FlowersClient.iter_classify`
-        (forced to 1 on the RIE transport).
+        (on the RIE transport both are 1: the inputs go out in order).
         """
-        self._check_concurrency(concurrency)
+        concurrency = self._concurrency(concurrency)
         return self._iter_classify(images, top_k, concurrency, reject, self._batch_size(batch_size))
 
     async def _iter_classify(

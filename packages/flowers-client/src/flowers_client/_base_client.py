@@ -342,10 +342,15 @@ class BaseClient:
             return BatchFailure(index=index, input=describe(image), error=outcome)
         return BatchSuccess(index=index, input=describe(image), result=outcome)
 
-    @staticmethod
-    def _check_concurrency(concurrency: int) -> None:
+    def _concurrency(self, concurrency: int) -> int:
+        """The requests to keep in flight: ``concurrency``, except 1 on the RIE.
+
+        The RIE runs one invoke at a time, so more would only queue for its lock, in whatever
+        order their threads reached it: one at a time, the inputs go out (and finish) in order.
+        """
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        return 1 if self._wire.serialised else concurrency
 
     # --- batches ------------------------------------------------------------------------
 

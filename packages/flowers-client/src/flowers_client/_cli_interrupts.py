@@ -123,6 +123,8 @@ class Interrupts:
 
     def _redeliver(self, raised: threading.Event, taken: threading.Event) -> None:
         """Until the command has the first Ctrl-C, signal the main thread again (wakes a blocked wait too)."""
+        if hasattr(signal, "pthread_sigmask"):  # Ctrl-C goes to the main thread, where Python handles it
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         raised.wait()
         main = threading.main_thread().ident
         if not hasattr(signal, "pthread_kill"):  # Windows: nothing to re-raise with

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -180,9 +181,10 @@ class FlowersClient(BaseClient):
         as its own item, with its own error if it failed (an input that cannot
         be read fails alone, before sending; a request that fails as a whole
         fails each of its images; a failed image of an answered batch is not
-        retried). Forced to 1 on the RIE transport, which runs one invoke at a time.
+        retried). On the RIE transport, which runs one invoke at a time, both
+        ``batch_size`` and ``concurrency`` are 1: the inputs go out in order.
         """
-        self._check_concurrency(concurrency)
+        concurrency = self._concurrency(concurrency)
         return self._iter_classify(iter(images), top_k, concurrency, reject, self._batch_size(batch_size))
 
     def _iter_classify(
@@ -194,6 +196,7 @@ class FlowersClient(BaseClient):
         workers: list[threading.Thread] = []
 
         def work() -> None:
+            _leave_ctrl_c_to_the_main_thread()
             while (job := jobs.get()) is not None and not stopped.is_set():
                 try:
                     if batch_size == 1:
@@ -237,7 +240,7 @@ class FlowersClient(BaseClient):
                     in_flight += 1
                 if in_flight == 0:
                     return
-                finished = done.get()
+                finished = _get(done)
                 in_flight -= 1
                 if isinstance(finished, BaseException):
                     raise finished
@@ -311,3 +314,31 @@ class FlowersClient(BaseClient):
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)  # looked up at call time, so tests can record waits instead of sleeping
+
+
+#: Longest a waiting caller goes without running Python's signal handlers.
+_WAKE_EVERY = 0.25
+
+
+def _get(results: queue.Queue[list[BatchItem] | BaseException]) -> list[BatchItem] | BaseException:
+    """``results.get()`` that wakes every ``_WAKE_EVERY`` s, so a Ctrl-C is never stuck behind a held request.
+
+    A thread blocked in an untimed ``get`` runs no signal handler until something arrives, and a
+    service that holds every request in flight means nothing does.
+    """
+    while True:
+        try:
+            return results.get(timeout=_WAKE_EVERY)
+        except queue.Empty:
+            continue
+
+
+def _leave_ctrl_c_to_the_main_thread() -> None:
+    """Block SIGINT in a worker thread (POSIX), so the kernel delivers Ctrl-C to the main thread.
+
+    Python runs signal handlers only in the main thread; a SIGINT the kernel hands to a worker
+    blocked in ``recv`` does not wake the main thread from a blocking call (a write to a full
+    pipe, say), so the Ctrl-C would wait until that call returns.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
