@@ -101,3 +101,23 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
     assert "nox -s train -- " in text
     assert "init_from=model/runs/a/best.pt" in text
     assert "data_dir=" not in text
+
+
+def test_speed_ratio_comes_from_one_bench_run() -> None:
+    def row(p50: float, size: float) -> dict[str, object]:
+        return {"p50": {"median": p50}, "size_mb": size}
+
+    bench = {
+        "models": {
+            "reference (Xception 299, float32)|1": row(300.0, 92.0),
+            "reference (Xception 299, float32)|2": row(160.0, 92.0),
+            "ours (EfficientNet-Lite0 224, shipped)|1": row(15.0, 4.0),
+            "ours (EfficientNet-Lite0 224, shipped)|2": row(10.0, 4.0),
+        }
+    }
+    text = "\n".join(card._speed_lines(bench))
+    assert "**20.0× faster**" in text
+    assert "16.0× on two threads" in text
+    assert "23.0× smaller" in text
+    assert card._speed_lines(None) == []
+    assert card._speed_lines({"models": {"ours (x)|1": row(1.0, 1.0)}}) == []

@@ -21,7 +21,7 @@ def _load(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def render(artifacts: Path, reports: Path) -> str:
+def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
     meta = _load(artifacts / "metadata.json")
     shipped = _load(reports / "report-validation.json")
     float_report = _load(reports / "report-validation-flowers-float32.json")
@@ -176,6 +176,7 @@ def render(artifacts: Path, reports: Path) -> str:
             "correct). Latency here is the evaluate loop's; the side-by-side figures are in "
             "[BENCHMARKS.md](../BENCHMARKS.md).",
         ]
+    lines += _speed_lines(_load(bench) if bench else None)
     if shipped:
         lines += ["", "### Worst 10 classes", "", "| class | id | accuracy | images |", "| --- | ---: | ---: | ---: |"]
         lines += [
@@ -396,13 +397,32 @@ def _not_a_flower_section(report: dict[str, Any] | None, fitted: dict[str, Any] 
     return [*lines, ""]
 
 
+def _speed_lines(bench: dict[str, Any] | None) -> list[str]:
+    """Ours against the reference architecture, both from the last `nox -s bench` run (one machine, one run)."""
+    models = (bench or {}).get("models", {})
+    ours = {key.rsplit("|", 1)[1]: row for key, row in models.items() if key.startswith("ours")}
+    reference = {key.rsplit("|", 1)[1]: row for key, row in models.items() if key.startswith("reference")}
+    if not ({"1", "2"} <= ours.keys() and {"1", "2"} <= reference.keys()):
+        return []
+    ratio = {n: reference[n]["p50"]["median"] / ours[n]["p50"]["median"] for n in ("1", "2")}
+    return [
+        "",
+        f"Speed, side by side in the last `nox -s bench` run: {ours['1']['p50']['median']:.1f} ms per image "
+        f"against the reference architecture's {reference['1']['p50']['median']:.1f} ms (p50, LiteRT, one "
+        f"thread), **{ratio['1']:.1f}× faster**; {ratio['2']:.1f}× on two threads; the file is "
+        f"{reference['1']['size_mb'] / ours['1']['size_mb']:.1f}× smaller. The ratio depends on the machine: "
+        "see [BENCHMARKS.md](../BENCHMARKS.md) for which one.",
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--artifacts", type=Path, default=Path("model/artifacts"))
     parser.add_argument("--reports", type=Path, default=Path("model/reports"))
     parser.add_argument("--out", type=Path, default=Path("model/MODEL_CARD.md"))
+    parser.add_argument("--bench", type=Path, default=Path("bench/results.json"), help="`nox -s bench`'s figures")
     args = parser.parse_args(argv)
-    args.out.write_text(render(args.artifacts, args.reports))
+    args.out.write_text(render(args.artifacts, args.reports, args.bench if args.bench.exists() else None))
     print(f"wrote {args.out}")
 
 
