@@ -371,6 +371,9 @@ def _jpeg_precision(bits: int) -> bytes:
     return data[:at] + b"\xff\xc1" + data[at + 2 : at + 4] + bytes([bits]) + data[at + 5 :]
 
 
+_BIGTIFF_FAR = b"II+\x00\x08\x00\x00\x00" + struct.pack("<Q", 2**63)
+
+
 @dataclass(frozen=True)
 class HostileImage:
     name: str
@@ -498,6 +501,11 @@ CLASSES: list[HostileImage] = [
         lambda: tiff_with_tags([(282, 5, 100_000)], b"\x01\x00\x00\x00" * 200_000),
         "undecodable_image",
     ),
+    # A strip (or tile) per row of a 1-pixel-wide TIFF: Pillow makes a tile object and a decoder call of each.
+    HostileImage("tiff-1x70000-strips", lambda: tiff(1, 70_000, rows_per_strip=1), "undecodable_image"),
+    # A BigTIFF whose first directory lies at 2**63 (past any offset struct takes), alone and as a JPEG's EXIF.
+    HostileImage("bigtiff-far-directory", lambda: _BIGTIFF_FAR, "undecodable_image"),
+    HostileImage("jpeg-exif-bigtiff-far-directory", lambda: jpeg_with_exif(b"Exif\x00\x00" + _BIGTIFF_FAR), None),
     # Thousands of frames or pages: only the first is decoded.
     HostileImage("apng-5000-frames", lambda: png(200, 200, frames=5000), None),
     HostileImage("gif-3000-frames", lambda: gif(64, 64, frames=3000), None),

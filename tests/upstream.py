@@ -83,6 +83,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, b"", "text/plain", Location="http://169.254.169.254/latest/meta-data/")
         elif path == "/redirect-file":
             self._send(302, b"", "text/plain", Location="file:///etc/passwd")
+        elif path == "/redirect-unparsable":
+            self._send(302, b"", "text/plain", Location="http://[::1/")  # urljoin raises ValueError
         elif path == "/redirect-loop":
             self._send(302, b"", "text/plain", Location="/redirect-loop")
         elif path == "/slow":

@@ -63,11 +63,16 @@ def test_items_answer_in_input_order_and_fail_alone() -> None:
     def fetch(url: str, seconds: float) -> bytes:
         if url.endswith("timeout"):
             raise UpstreamTimeout("too slow")
+        if url.endswith("bug"):
+            raise ValueError("a bug in the download")  # not a ServingError: still this item's alone
         return url.encode()
 
+    items += (BatchItem(url="http://x/bug"), BatchItem(url="http://x/3"))
     outcomes = run_batch(items, answer=_answer, fetch=fetch, decode=str.encode, fetch_seconds=5, time_budget=30)
-    assert [o.status for o in outcomes] == [200, 200, 422, 504, 500, 200]
-    assert [o.code for o in outcomes] == [None, None, "undecodable_image", "upstream_timeout", "internal_error", None]
+    assert [o.status for o in outcomes] == [200, 200, 422, 504, 500, 200, 500, 200]
+    assert [o.code for o in outcomes] == [
+        None, None, "undecodable_image", "upstream_timeout", "internal_error", None, "internal_error", None
+    ]  # fmt: skip
     assert outcomes[1].body["predictions"][0]["label"] == "http://x/1"
     assert outcomes[5].body["predictions"][0]["label"] == "http://x/2"
     assert outcomes[2].body == {"error": {"code": "undecodable_image", "message": "not an image"}, "status": 422}

@@ -101,6 +101,11 @@ def test_every_redirect_hop_is_checked(fetcher: Fetcher, upstream: Upstream) -> 
         fetcher.fetch(upstream.url("/redirect-file"))
 
 
+def test_a_redirect_to_an_unparsable_location_is_a_forbidden_url(fetcher: Fetcher, upstream: Upstream) -> None:
+    with pytest.raises(ForbiddenURL, match="cannot be parsed"):
+        fetcher.fetch(upstream.url("/redirect-unparsable"))
+
+
 def test_redirect_loops_stop(fetcher: Fetcher, upstream: Upstream) -> None:
     with pytest.raises(UpstreamError, match="redirected"):
         fetcher.fetch(upstream.url("/redirect-loop"))

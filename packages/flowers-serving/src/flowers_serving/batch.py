@@ -96,7 +96,7 @@ def run_batch(
         return _all(outcomes)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="flowers-batch-fetch") as pool:
-        downloads: dict[Future[tuple[bytes | ServingError, float]], int] = {}
+        downloads: dict[Future[tuple[bytes | Exception, float]], int] = {}
 
         def start_downloads() -> None:
             while queued and len(downloads) < concurrency:
@@ -144,12 +144,16 @@ def _text(value: str | None) -> str:
     return value
 
 
-def _timed_fetch(fetch: Fetch, url: str, ends_at: float) -> tuple[bytes | ServingError, float]:
-    """The image or the error that stopped it, and the download's time (ms) either way."""
+def _timed_fetch(fetch: Fetch, url: str, ends_at: float) -> tuple[bytes | Exception, float]:
+    """The image or the error that stopped it, and the download's time (ms) either way.
+
+    Any error is the item's own: a bug in one download must not cost the others their answers
+    (``_outcome`` turns it into that item's 500).
+    """
     started = time.perf_counter()
     try:
-        image: bytes | ServingError = fetch(url, ends_at - time.monotonic())
-    except ServingError as exc:
+        image: bytes | Exception = fetch(url, ends_at - time.monotonic())
+    except Exception as exc:
         image = exc
     return image, (time.perf_counter() - started) * 1000
 
@@ -158,10 +162,10 @@ def _inline(decode: Decode, item: BatchItem) -> Callable[[], bytes]:
     return lambda: decode(_text(item.image_base64))
 
 
-def _downloaded(future: Future[tuple[bytes | ServingError, float]]) -> Callable[[], bytes]:
+def _downloaded(future: Future[tuple[bytes | Exception, float]]) -> Callable[[], bytes]:
     def load() -> bytes:
         image, _ = future.result()
-        if isinstance(image, ServingError):
+        if isinstance(image, Exception):
             raise image
         return image
 

@@ -174,7 +174,12 @@ class Fetcher:
             )
             with response:
                 if response.is_redirect:
-                    url = urljoin(url, response.headers["Location"])
+                    try:
+                        url = urljoin(url, response.headers["Location"])
+                    except ValueError as exc:  # e.g. "http://[::1/": urljoin parses the netloc
+                        raise ForbiddenURL(
+                            f"the image URL redirected to a location that cannot be parsed: {exc}"
+                        ) from exc
                     _check_url(url, allow_loopback=self.settings.allow_loopback)
                     continue
                 if response.status_code != 200:

@@ -235,7 +235,12 @@ def _image_problems() -> Iterator[None]:
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
-    parsed = check_structure(data)  # Pillow's own parsing, in Python, must stay short
+    try:
+        parsed = check_structure(data)  # Pillow's own parsing, in Python, must stay short
+    except ServingError:
+        raise
+    except Exception as exc:  # a header our walk could not follow is a bad image, not our bug
+        raise UndecodableImage(f"cannot read the image's structure: {type(exc).__name__}: {exc}") from exc
     try:
         return Image.open(io.BytesIO(parsed), formats=_PARSERS)
     except UnidentifiedImageError as exc:
