@@ -24,8 +24,6 @@ NONFLOWER = FIXTURES / "nonflowers" / "cat.jpg"
 class QuietServer(ThreadingHTTPServer):
     """A test server that does not print a traceback when a client hangs up: the tests' clients do, on purpose."""
 
-    daemon_threads = True
-
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
             super().handle_error(request, client_address)
