@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +29,8 @@ def _tracked() -> list[Path]:
 
 
 def _text(path: Path) -> str | None:
+    if path.is_symlink():  # git stores a link as its target: an absolute target is a path of this machine
+        return os.readlink(path)
     data = path.read_bytes() if path.is_file() else b""
     return None if b"\0" in data[:8192] else data.decode("utf-8", errors="replace")
 
@@ -37,6 +40,18 @@ def test_the_pattern_finds_machine_paths() -> None:
         assert MACHINE_PATH.search(f'"model_file": "{found}"'), found
     for fine in ("model/runs/x", "../shared/datasets/oxford102", "$TMPDIR/flowers", "~/.cache", "https://a.b/tmp/x"):
         assert not MACHINE_PATH.search(fine), fine
+
+
+def test_a_tracked_link_is_read_as_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "runs"
+    link.symlink_to("/home/ana/flowers/model/runs")
+    text = _text(link)
+    assert text is not None and MACHINE_PATH.search(text)
+
+
+def test_no_tracked_link_points_outside_the_clone() -> None:
+    absolute = [str(p.relative_to(ROOT)) for p in _tracked() if p.is_symlink() and os.path.isabs(os.readlink(p))]
+    assert not absolute, f"tracked links with absolute targets (they name a place on one machine): {absolute}"
 
 
 def test_no_tracked_file_holds_a_path_of_this_machine() -> None:
