@@ -46,7 +46,8 @@ def test_a_tracked_link_is_read_as_its_target(tmp_path: Path) -> None:
     link = tmp_path / "runs"
     link.symlink_to("/home/ana/flowers/model/runs")
     text = _text(link)
-    assert text is not None and MACHINE_PATH.search(text)
+    assert text is not None
+    assert MACHINE_PATH.search(text)
 
 
 def test_no_tracked_link_points_outside_the_clone() -> None:
