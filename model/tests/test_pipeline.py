@@ -115,6 +115,10 @@ def test_export_then_evaluate_through_the_serving_path(
 
     classifier = Classifier(artifacts)
     assert classifier.scorer is not None
+    # ... and refits the last layer on its own int8 features (8 training photos x (4 views x colour/greyscale + 4)).
+    assert classifier.head is not None
+    assert metadata["head"]["train_rows"] == 8 * (4 * 2 + 4)
+    assert metadata["version"] == "0.0.1"
     photo = sorted((tiny_data / "jpg").iterdir())[0].read_bytes()
     flower = classifier.classify(photo, top_k=3).flower
     assert flower is not None

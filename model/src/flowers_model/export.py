@@ -4,8 +4,10 @@
 
 Writes ``flowers.tflite`` (NHWC pixels 0-255 in; 102 calibrated logits and the
 pooled features out; normalisation inside), ``labels.txt`` (output order),
-``metadata.json`` (name, version, recipe) and ``flower_score.npz`` (the "not a
-flower" statistics of this model's features, see :mod:`flowers_model.not_a_flower`).
+``metadata.json`` (name, version, recipe), ``flower_score.npz`` (the "not a
+flower" statistics of this model's features, see :mod:`flowers_model.not_a_flower`)
+and ``head.npz`` (the last layer refit on this file's int8 features, see
+:mod:`flowers_model.refit_head`).
 The float model is converted with ``litert-torch``; ``--quantization`` then
 applies ``ai-edge-quantizer``: ``static`` (int8 weights and activations,
 calibrated on training images, but a float classifier layer so the logits never
@@ -30,8 +32,10 @@ from flowers_model.data import data_dir_or_exit, default_data_dir, load_split
 from flowers_model.net import NHWCExport, build_model
 from flowers_model.not_a_flower import fit_scorer
 from flowers_model.paths import portable_paths
+from flowers_model.refit_head import refit_head
 from flowers_serving.classifier import LABELS_FILE, METADATA_FILE, MODEL_FILE, Classifier
 from flowers_serving.flower_score import SCORER_FILE
+from flowers_serving.head import HEAD_FILE
 from flowers_serving.imaging import load_image
 
 __all__ = ["describe_io", "export", "main"]
@@ -155,6 +159,7 @@ def export(
     name: str,
     version: str,
     flower_score: bool = True,
+    head: bool = True,
 ) -> dict[str, Any]:
     checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
     cfg = checkpoint["config"]
@@ -176,6 +181,7 @@ def export(
         quantize(float_path, model_path, quantization, calibration)
         print(f"quantized ({quantization}) -> {model_path} ({model_path.stat().st_size / 1e6:.2f} MB)")
     (out_dir / LABELS_FILE).write_text("\n".join(checkpoint["class_names"]) + "\n")
+    (out_dir / HEAD_FILE).unlink(missing_ok=True)  # a refit head belongs to the file it was fitted on
     metadata = {
         "name": name,
         "version": version,
@@ -193,6 +199,9 @@ def export(
     if flower_score:
         # The "not a flower" statistics belong to this model's features: refit them on every export.
         metadata = refit_scorer(out_dir, data_dir)
+    if head:
+        # The last layer refit on this file's own int8 features, colour and greyscale (flowers_model.refit_head).
+        metadata = refit_head(out_dir, data_dir)
     return metadata
 
 
@@ -221,9 +230,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scorer-only", action="store_true", help="only refit the not-a-flower scorer of the model already in --out"
     )
+    parser.add_argument(
+        "--head-only", action="store_true", help="only refit the last layer (head.npz) of the model already in --out"
+    )
     args = parser.parse_args(argv)
-    if args.scorer_only:
-        refit_scorer(args.out, data_dir_or_exit(args.data or default_data_dir()))
+    if args.scorer_only or args.head_only:
+        data_dir = data_dir_or_exit(args.data or default_data_dir())
+        if args.scorer_only:
+            refit_scorer(args.out, data_dir)
+        if args.head_only:
+            refit_head(args.out, data_dir, version=args.version)
         return
     torch.manual_seed(0)
     metadata = export(

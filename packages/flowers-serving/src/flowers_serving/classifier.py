@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from flowers_serving.errors import BadRequest
 from flowers_serving.flower_score import SCORER_FILE, FlowerScore, FlowerScorer
+from flowers_serving.head import HEAD_FILE, LinearHead
 from flowers_serving.imaging import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, load_image
 from flowers_serving.logs import capture_stderr
 
@@ -169,6 +170,15 @@ class Classifier:
                 raise ValueError(
                     f"{SCORER_FILE} expects {self.scorer.feature_size} features; the model gives {features['shape']}"
                 )
+        # A refit last layer (flowers_serving.head) replaces the file's logits; it is fitted on these features.
+        self.head: LinearHead | None = None
+        if features is not None and (model_dir / HEAD_FILE).exists():
+            self.head = LinearHead.load(model_dir / HEAD_FILE)
+            if self.head.feature_size != int(features["shape"][-1]) or self.head.classes != len(self.labels):
+                raise ValueError(
+                    f"{HEAD_FILE} maps {self.head.feature_size} features to {self.head.classes} classes; "
+                    f"the model gives {list(features['shape'])} features and has {len(self.labels)} labels"
+                )
         self._input_dtype = inp["dtype"]
         # A fully int8-quantised model takes and returns int8 tensors: map pixels
         # to its input scale and its outputs back to float logits.
@@ -199,7 +209,9 @@ class Classifier:
         )
 
     def run(self, pixels: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
-        """Run the model on one ``(size, size, 3)`` uint8 image: calibrated logits, and features if it has them."""
+        """Run the model on one ``(size, size, 3)`` uint8 image: calibrated logits, and features if it has them.
+
+        The logits are the refit head's when ``head.npz`` ships beside the model, else the file's own."""
         batch = pixels[np.newaxis]
         scale, zero_point = self._input_quant
         if np.issubdtype(self._input_dtype, np.integer) and scale:
@@ -211,8 +223,13 @@ class Classifier:
         logits = _dequantize(self._interpreter.get_tensor(self._output_index)[0], self._output_quant)
         if self._features is None:
             return logits, None
-        features = self._interpreter.get_tensor(self._features["index"])[0]
-        return logits, _dequantize(features, tuple(self._features.get("quantization", (0.0, 0))))
+        features = _dequantize(
+            self._interpreter.get_tensor(self._features["index"])[0],
+            tuple(self._features.get("quantization", (0.0, 0))),
+        )
+        if self.head is not None:
+            logits = self.head.logits(features)
+        return logits, features
 
     def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Run the model on one ``(size, size, 3)`` uint8 image; calibrated logits out."""

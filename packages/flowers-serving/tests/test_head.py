@@ -1,0 +1,110 @@
+"""The refit last layer (head.npz): its arithmetic, its file, and that the core really uses it."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FIXTURES
+from PIL import Image
+
+from flowers_serving import Classifier
+from flowers_serving.classifier import default_model_dir
+from flowers_serving.head import HEAD_FILE, LinearHead
+
+
+def _head(classes: int = 102, features: int = 1280, seed: int = 0, temperature: float = 0.5) -> LinearHead:
+    rng = np.random.default_rng(seed)
+    return LinearHead(
+        weights=rng.normal(size=(classes, features)).astype(np.float32),
+        bias=rng.normal(size=classes).astype(np.float32),
+        temperature=temperature,
+    )
+
+
+def test_logits_are_the_affine_map_divided_by_the_temperature() -> None:
+    head = _head(classes=3, features=4, temperature=2.0)
+    features = np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)
+    expected = (head.weights @ features + head.bias) / 2.0
+    assert head.logits(features) == pytest.approx(expected, rel=1e-6)
+    assert head.logits(features).dtype == np.float32
+    rows = np.stack([features, 2 * features])
+    assert head.logits(rows).shape == (2, 3)
+
+
+def test_round_trip_through_the_file(tmp_path: Path) -> None:
+    head = _head()
+    head.save(tmp_path / HEAD_FILE)
+    loaded = LinearHead.load(tmp_path / HEAD_FILE)
+    assert np.array_equal(loaded.weights, head.weights)
+    assert np.array_equal(loaded.bias, head.bias)
+    assert loaded.temperature == head.temperature
+
+
+@pytest.mark.parametrize(
+    ("weights", "bias", "temperature"),
+    [
+        (np.zeros((3, 4)), np.zeros(2), 1.0),  # bias of another width
+        (np.zeros(4), np.zeros(4), 1.0),  # not a matrix
+        (np.full((3, 4), np.nan), np.zeros(3), 1.0),
+        (np.zeros((3, 4)), np.zeros(3), 0.0),
+        (np.zeros((3, 4)), np.zeros(3), float("nan")),
+    ],
+)
+def test_inconsistent_heads_are_refused(weights: np.ndarray, bias: np.ndarray, temperature: float) -> None:
+    with pytest.raises(ValueError, match=r"head|temperature"):
+        LinearHead(weights=weights.astype(np.float32), bias=bias.astype(np.float32), temperature=temperature)
+
+
+def test_the_shipped_model_has_its_head() -> None:
+    classifier = Classifier(default_model_dir())
+    assert classifier.head is not None
+    assert classifier.head.classes == len(classifier.labels)
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path) -> Path:
+    shutil.copytree(default_model_dir(), tmp_path / "model")
+    return tmp_path / "model"
+
+
+def test_the_core_takes_its_logits_from_the_head(model_copy: Path, flower_bytes: bytes) -> None:
+    # A head that ignores the photo and always says class 5: if the core used the file's logits, a sunflower stays 54.
+    weights = np.zeros((102, 1280), dtype=np.float32)
+    bias = np.zeros(102, dtype=np.float32)
+    bias[4] = 10.0
+    LinearHead(weights=weights, bias=bias, temperature=1.0).save(model_copy / HEAD_FILE)
+    result = Classifier(model_copy).classify(flower_bytes, top_k=2)
+    assert result.predictions[0].class_id == 5
+    assert result.predictions[0].score == pytest.approx(np.exp(10) / (np.exp(10) + 101), rel=1e-5)
+
+
+def test_without_a_head_the_file_logits_decide(model_copy: Path, flower_bytes: bytes) -> None:
+    (model_copy / HEAD_FILE).unlink()
+    classifier = Classifier(model_copy)
+    assert classifier.head is None
+    assert classifier.classify(flower_bytes, top_k=1).predictions[0].class_id == 54
+
+
+def test_a_head_of_another_shape_is_refused_at_load(model_copy: Path) -> None:
+    _head(features=640).save(model_copy / HEAD_FILE)
+    with pytest.raises(ValueError, match="features"):
+        Classifier(model_copy)
+    _head(classes=101).save(model_copy / HEAD_FILE)
+    with pytest.raises(ValueError, match="labels"):
+        Classifier(model_copy)
+
+
+def test_a_greyscale_photo_keeps_its_species() -> None:
+    # The head was refit on greyscale views too: the fixtures' flowers stay themselves without colour.
+    classifier = Classifier(default_model_dir())
+    kept = 0
+    photos = sorted((FIXTURES / "flowers").glob("*.jpg"))
+    for photo in photos:
+        buffer = io.BytesIO()
+        Image.open(photo).convert("L").save(buffer, format="JPEG", quality=95)
+        kept += classifier.classify(buffer.getvalue(), top_k=1).predictions[0].class_id == int(photo.name[:3])
+    assert kept >= len(photos) - 1, f"{kept} of {len(photos)}"
