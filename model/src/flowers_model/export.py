@@ -200,7 +200,7 @@ def export(
         # The "not a flower" statistics belong to this model's features: refit them on every export.
         metadata = refit_scorer(out_dir, data_dir)
     if head:
-        # The last layer refit on this file's own int8 features, colour and greyscale (flowers_model.refit_head).
+        # The last layer refit on this file's own int8 features of many views (flowers_model.refit_head).
         metadata = refit_head(out_dir, data_dir)
     return metadata
 

@@ -5,9 +5,10 @@ layer to 102 logits. That layer was trained in float32 on augmented photos; the
 shipped file computes int8 features. ``head.npz``, written by the model
 pipeline (``python -m flowers_model.refit_head``, also run by ``export``),
 holds a linear layer fitted on exactly those int8 features, of training photos
-in colour and in greyscale, with its own temperature. When it is present the
-core takes its logits instead of the file's: the same matrix-vector product the
-network would do, 0.02 ms per photo.
+in colour, in greyscale and changed as phone photos are, with its own
+temperature. When it is present the core takes its logits instead of the
+file's: the same matrix-vector product the network would do (13 µs per photo
+measured, against about 14 ms for the file).
 """
 
 from __future__ import annotations
