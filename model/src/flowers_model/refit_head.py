@@ -73,7 +73,7 @@ def photo_views(image: Image.Image, views: int, rng: random.Random) -> list[Imag
 
 def _phone_photo_changes(image: Image.Image, rng: random.Random) -> list[Image.Image]:
     """The changes of the robustness table, at random strengths around the measured ones: a head fitted on
-    colour and greyscale alone lost 1-2 points more on blurred, turned and brightened photos (model card)."""
+    colour and greyscale alone did 0.3-1 point worse on blurred, turned and brightened photos (model card)."""
     at_model_scale = min(image.size) / MODEL_SIDE  # blur radii are meant in pixels of the model's input
     turn = rng.choice([Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270])
     side = rng.randint(*LOW_RESOLUTION)
