@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageFilter
 
 from flowers_model.data import Example, data_dir_or_exit, default_data_dir, load_split
+from flowers_model.not_a_flower import collect
 from flowers_model.train import calibrate_temperature
 from flowers_serving.classifier import METADATA_FILE, MODEL_FILE, Classifier
 from flowers_serving.head import HEAD_FILE, LinearHead
@@ -159,17 +160,6 @@ def fit_linear(
     return layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()
 
 
-def _plain(classifier: Classifier, examples: list[Example]) -> tuple[Array, Array]:
-    """Logits and features of each photo as the service reads it."""
-    logits, rows = [], []
-    for example in examples:
-        row_logits, features = classifier.run(load_image(example.path.read_bytes(), classifier.info.input_size))
-        assert features is not None  # collect_views has checked that the model gives them
-        logits.append(row_logits)
-        rows.append(features)
-    return np.stack(logits).astype(np.float32), np.stack(rows).astype(np.float32)
-
-
 def _cached_views(
     out_dir: Path, train: list[Example], views: int, *, workers: int, cache_dir: Path | None
 ) -> tuple[Array, npt.NDArray[np.int64], float, bool]:
@@ -215,7 +205,9 @@ def refit_head(
     features, labels, views_seconds, cached = _cached_views(out_dir, train, views, workers=workers, cache_dir=cache_dir)
     classifier = Classifier(out_dir)
     weights, bias = fit_linear(features, labels, len(classifier.labels))
-    file_logits, val_features = _plain(classifier, validation)  # no head.npz yet: the file's own logits
+    # The service's path for each photo; no head.npz yet, so these are the file's own logits.
+    logits64, features64 = collect(classifier, [e.path for e in validation])
+    file_logits, val_features = logits64.astype(np.float32), features64.astype(np.float32)
     val_labels = np.array([e.class_id for e in validation])
     raw = torch.from_numpy(val_features @ weights.T + bias)
     temperature = calibrate_temperature(raw, torch.from_numpy(val_labels))

@@ -220,16 +220,15 @@ class Classifier:
             batch = np.clip(quantized, info.min, info.max)
         self._interpreter.set_tensor(self._input_index, batch.astype(self._input_dtype))
         self._interpreter.invoke()
-        logits = _dequantize(self._interpreter.get_tensor(self._output_index)[0], self._output_quant)
-        if self._features is None:
-            return logits, None
-        features = _dequantize(
-            self._interpreter.get_tensor(self._features["index"])[0],
-            tuple(self._features.get("quantization", (0.0, 0))),
-        )
-        if self.head is not None:
-            logits = self.head.logits(features)
-        return logits, features
+        features = None
+        if self._features is not None:
+            features = _dequantize(
+                self._interpreter.get_tensor(self._features["index"])[0],
+                tuple(self._features.get("quantization", (0.0, 0))),
+            )
+        if self.head is not None and features is not None:  # the file's own logits are then not read at all
+            return self.head.logits(features), features
+        return _dequantize(self._interpreter.get_tensor(self._output_index)[0], self._output_quant), features
 
     def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Run the model on one ``(size, size, 3)`` uint8 image; calibrated logits out."""
