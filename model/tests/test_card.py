@@ -77,6 +77,22 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
             }
         ],
     }
+    meta["head"] = {
+        "method": "linear layer on views",
+        "train_rows": 120,
+        "temperature": 1.2,
+        "validation_top1_file_head": 0.97,
+        "validation_top1_refit_head": 0.98,
+        "views_seconds": 600.0,
+        "views_cached": False,
+        "seconds": 700.0,
+        "greyscale": {
+            "train_rows": 40,
+            "temperature": 0.9,
+            "validation_top1_colour_layer": 0.93,
+            "validation_top1_greyscale_layer": 0.945,
+        },
+    }
     (artifacts / "metadata.json").write_text(json.dumps(meta))
     (reports / "levers.json").write_text(
         json.dumps(
@@ -101,6 +117,9 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
     assert "nox -s train -- " in text
     assert "init_from=model/runs/a/best.pt" in text
     assert "data_dir=" not in text
+    assert "with the refit one 98.00%" in text
+    assert "fitted the same way on the 40 greyscale views alone" in text
+    assert "93.00% through the colour layer, 94.50% through this one" in text
 
 
 def test_speed_ratio_comes_from_one_bench_run() -> None:

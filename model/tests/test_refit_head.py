@@ -44,6 +44,14 @@ def test_views_are_the_photo_and_crops_each_in_colour_then_greyscale() -> None:
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(views, again, strict=True))
 
 
+def test_greyscale_rows_are_the_greyscale_views() -> None:
+    # Rows as collect_views lays them out: per photo, (colour, grey) pairs, then the changed views.
+    per_photo = [tag for view in range(3) for tag in (f"c{view}", f"g{view}")] + ["blur", "turn", "bright", "small"]
+    tags = np.array([f"{photo}:{tag}" for photo in range(4) for tag in per_photo])
+    picked = tags[refit_head.greyscale_rows(4, 3)]
+    assert list(picked) == [f"{photo}:g{view}" for photo in range(4) for view in range(3)]
+
+
 def test_the_fit_learns_a_separable_problem() -> None:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(5, 32)).astype(np.float32) * 3
@@ -64,8 +72,11 @@ def test_refitting_the_shipped_file(tiny_data: Path, tmp_path: Path, capsys: pyt
     assert metadata["version"] == "9.9.9"
     assert metadata["head"]["train_rows"] == 8 * (2 * 2 + 4)
     assert json.loads((model / "metadata.json").read_text())["head"] == metadata["head"]
+    assert metadata["head"]["greyscale"]["train_rows"] == 8 * 2
     classifier = Classifier(model)
     assert classifier.head is not None
+    assert classifier.head.greyscale is not None
+    assert not np.array_equal(classifier.head.greyscale.weights, classifier.head.colour.weights)
     photo = sorted((tiny_data / "jpg").iterdir())[0]
     assert classifier.classify(photo.read_bytes(), top_k=1).predictions[0].class_id == 13
 

@@ -461,6 +461,21 @@ def _head_section(head: dict[str, Any] | None) -> list[str]:
         "Robustness and every "
         "figure below are measured with the refit layer, through the serving code.",
         "",
+        *_greyscale_layer(head.get("greyscale")),
+    ]
+
+
+def _greyscale_layer(grey: dict[str, Any] | None) -> list[str]:
+    if not grey:
+        return []
+    return [
+        "**Greyscale layer**: a second linear layer fitted the same way on the "
+        f"{grey['train_rows']:,} greyscale views alone, its temperature (T = {grey['temperature']:.3f}) fitted on the "
+        "validation photos in greyscale. The service uses it when the model's input has no colour (every pixel's "
+        "channels within 2 levels on average; a greyscale JPEG decodes to exactly equal ones). Validation in "
+        f"greyscale: {grey['validation_top1_colour_layer']:.2%} through the colour layer, "
+        f"{grey['validation_top1_greyscale_layer']:.2%} through this one.",
+        "",
     ]
 
 

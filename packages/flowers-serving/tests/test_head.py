@@ -13,7 +13,7 @@ from PIL import Image
 
 from flowers_serving import Classifier
 from flowers_serving.classifier import default_model_dir
-from flowers_serving.head import HEAD_FILE, LinearHead
+from flowers_serving.head import GREYSCALE_SPREAD, HEAD_FILE, Head, LinearHead, is_greyscale
 
 
 def _head(classes: int = 102, features: int = 1280, seed: int = 0, temperature: float = 0.5) -> LinearHead:
@@ -35,13 +35,54 @@ def test_logits_are_the_affine_map_divided_by_the_temperature() -> None:
     assert head.logits(rows).shape == (2, 3)
 
 
-def test_round_trip_through_the_file(tmp_path: Path) -> None:
-    head = _head()
+@pytest.mark.parametrize("with_greyscale", [False, True])
+def test_round_trip_through_the_file(tmp_path: Path, with_greyscale: bool) -> None:
+    head = Head(colour=_head(), greyscale=_head(seed=1, temperature=0.7) if with_greyscale else None)
     head.save(tmp_path / HEAD_FILE)
-    loaded = LinearHead.load(tmp_path / HEAD_FILE)
-    assert np.array_equal(loaded.weights, head.weights)
-    assert np.array_equal(loaded.bias, head.bias)
-    assert loaded.temperature == head.temperature
+    loaded = Head.load(tmp_path / HEAD_FILE)
+    for layer, original in ((loaded.colour, head.colour), (loaded.greyscale, head.greyscale)):
+        if original is None:
+            assert layer is None
+            continue
+        assert layer is not None
+        assert np.array_equal(layer.weights, original.weights)
+        assert np.array_equal(layer.bias, original.bias)
+        assert layer.temperature == original.temperature
+
+
+def test_a_greyscale_layer_of_another_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="greyscale"):
+        Head(colour=_head(), greyscale=_head(classes=101))
+
+
+def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("quality", [10, 50, 95])
+def test_greyscale_photos_are_told_from_colour_ones(flower_bytes: bytes, quality: int) -> None:
+    photo = Image.open(io.BytesIO(flower_bytes)).convert("RGB")
+    grey_rgb = np.asarray(Image.open(io.BytesIO(_jpeg(photo.convert("L").convert("RGB"), quality))).convert("RGB"))
+    grey_l = np.asarray(Image.open(io.BytesIO(_jpeg(photo.convert("L"), quality))).convert("RGB"))
+    colour = np.asarray(Image.open(io.BytesIO(_jpeg(photo, quality))).convert("RGB"))
+    assert is_greyscale(grey_rgb)
+    assert is_greyscale(grey_l)
+    assert not is_greyscale(colour)
+
+
+def test_the_greyscale_threshold_is_the_mean_channel_spread() -> None:
+    pixels = np.full((10, 10, 3), 100, dtype=np.uint8)
+    assert is_greyscale(pixels)
+    spread = int(GREYSCALE_SPREAD)
+    pixels[..., 2] += spread  # every pixel exactly at the limit
+    assert is_greyscale(pixels)
+    pixels[0, 0, 2] += 100  # one pixel far off moves the mean by 1: past the limit
+    assert not is_greyscale(pixels)
+    tinted = np.full((10, 10, 3), 100, dtype=np.uint8)
+    tinted[..., 0] = 120  # a sepia-like cast is colour
+    assert not is_greyscale(tinted)
 
 
 @pytest.mark.parametrize(
@@ -76,10 +117,28 @@ def test_the_core_takes_its_logits_from_the_head(model_copy: Path, flower_bytes:
     weights = np.zeros((102, 1280), dtype=np.float32)
     bias = np.zeros(102, dtype=np.float32)
     bias[4] = 10.0
-    LinearHead(weights=weights, bias=bias, temperature=1.0).save(model_copy / HEAD_FILE)
+    Head(colour=LinearHead(weights=weights, bias=bias, temperature=1.0)).save(model_copy / HEAD_FILE)
     result = Classifier(model_copy).classify(flower_bytes, top_k=2)
     assert result.predictions[0].class_id == 5
     assert result.predictions[0].score == pytest.approx(np.exp(10) / (np.exp(10) + 101), rel=1e-5)
+
+
+def test_the_core_takes_a_greyscale_photos_logits_from_the_greyscale_layer(
+    model_copy: Path, flower_bytes: bytes
+) -> None:
+    def constant(class_id: int) -> LinearHead:
+        bias = np.zeros(102, dtype=np.float32)
+        bias[class_id - 1] = 10.0
+        return LinearHead(weights=np.zeros((102, 1280), dtype=np.float32), bias=bias, temperature=1.0)
+
+    Head(colour=constant(5), greyscale=constant(7)).save(model_copy / HEAD_FILE)
+    classifier = Classifier(model_copy)
+    grey = _jpeg(Image.open(io.BytesIO(flower_bytes)).convert("L"))
+    assert classifier.classify(flower_bytes, top_k=1).predictions[0].class_id == 5
+    assert classifier.classify(grey, top_k=1).predictions[0].class_id == 7
+    # A head without the greyscale layer sends greyscale photos through the colour one.
+    Head(colour=constant(5)).save(model_copy / HEAD_FILE)
+    assert Classifier(model_copy).classify(grey, top_k=1).predictions[0].class_id == 5
 
 
 def test_without_a_head_the_file_logits_decide(model_copy: Path, flower_bytes: bytes) -> None:
@@ -90,10 +149,10 @@ def test_without_a_head_the_file_logits_decide(model_copy: Path, flower_bytes: b
 
 
 def test_a_head_of_another_shape_is_refused_at_load(model_copy: Path) -> None:
-    _head(features=640).save(model_copy / HEAD_FILE)
+    Head(colour=_head(features=640)).save(model_copy / HEAD_FILE)
     with pytest.raises(ValueError, match="features"):
         Classifier(model_copy)
-    _head(classes=101).save(model_copy / HEAD_FILE)
+    Head(colour=_head(classes=101)).save(model_copy / HEAD_FILE)
     with pytest.raises(ValueError, match="labels"):
         Classifier(model_copy)
 

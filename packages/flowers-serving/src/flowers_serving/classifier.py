@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from flowers_serving.errors import BadRequest
 from flowers_serving.flower_score import SCORER_FILE, FlowerScore, FlowerScorer
-from flowers_serving.head import HEAD_FILE, LinearHead
+from flowers_serving.head import HEAD_FILE, Head
 from flowers_serving.imaging import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, load_image
 from flowers_serving.logs import capture_stderr
 
@@ -171,9 +171,9 @@ class Classifier:
                     f"{SCORER_FILE} expects {self.scorer.feature_size} features; the model gives {features['shape']}"
                 )
         # A refit last layer (flowers_serving.head) replaces the file's logits; it is fitted on these features.
-        self.head: LinearHead | None = None
+        self.head: Head | None = None
         if features is not None and (model_dir / HEAD_FILE).exists():
-            self.head = LinearHead.load(model_dir / HEAD_FILE)
+            self.head = Head.load(model_dir / HEAD_FILE)
             if self.head.feature_size != int(features["shape"][-1]) or self.head.classes != len(self.labels):
                 raise ValueError(
                     f"{HEAD_FILE} maps {self.head.feature_size} features to {self.head.classes} classes; "
@@ -211,7 +211,8 @@ class Classifier:
     def run(self, pixels: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
         """Run the model on one ``(size, size, 3)`` uint8 image: calibrated logits, and features if it has them.
 
-        The logits are the refit head's when ``head.npz`` ships beside the model, else the file's own."""
+        The logits are the refit head's when ``head.npz`` ships beside the model (its greyscale layer for an
+        image without colour, when it has one), else the file's own."""
         batch = pixels[np.newaxis]
         scale, zero_point = self._input_quant
         if np.issubdtype(self._input_dtype, np.integer) and scale:
@@ -227,7 +228,7 @@ class Classifier:
                 tuple(self._features.get("quantization", (0.0, 0))),
             )
         if self.head is not None and features is not None:  # the file's own logits are then not read at all
-            return self.head.logits(features), features
+            return self.head.for_pixels(pixels).logits(features), features
         return _dequantize(self._interpreter.get_tensor(self._output_index)[0], self._output_quant), features
 
     def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
