@@ -13,7 +13,7 @@ from PIL import Image
 
 from flowers_serving import Classifier
 from flowers_serving.classifier import default_model_dir
-from flowers_serving.head import GREYSCALE_SPREAD, HEAD_FILE, Head, LinearHead, is_greyscale
+from flowers_serving.head import GREYSCALE_SHARE, GREYSCALE_SPREAD, HEAD_FILE, Head, LinearHead, is_greyscale
 
 
 def _head(classes: int = 102, features: int = 1280, seed: int = 0, temperature: float = 0.5) -> LinearHead:
@@ -72,17 +72,29 @@ def test_greyscale_photos_are_told_from_colour_ones(flower_bytes: bytes, quality
     assert not is_greyscale(colour)
 
 
-def test_the_greyscale_threshold_is_the_mean_channel_spread() -> None:
-    pixels = np.full((10, 10, 3), 100, dtype=np.uint8)
+def test_the_greyscale_test_counts_pixels_with_colour() -> None:
+    pixels = np.full((100, 100, 3), 100, dtype=np.uint8)
     assert is_greyscale(pixels)
-    spread = int(GREYSCALE_SPREAD)
-    pixels[..., 2] += spread  # every pixel exactly at the limit
+    pixels[..., 2] += GREYSCALE_SPREAD  # every pixel exactly at the limit: a faint cast, as on a B&W scan
     assert is_greyscale(pixels)
-    pixels[0, 0, 2] += 100  # one pixel far off moves the mean by 1: past the limit
+    colourful = int(GREYSCALE_SHARE * pixels.size / 3)
+    pixels.reshape(-1, 3)[:colourful, 0] = 250  # that many coloured pixels are still noise
+    assert is_greyscale(pixels)
+    pixels.reshape(-1, 3)[colourful, 0] = 250  # one more is a colour photo
     assert not is_greyscale(pixels)
-    tinted = np.full((10, 10, 3), 100, dtype=np.uint8)
+    tinted = np.full((100, 100, 3), 100, dtype=np.uint8)
     tinted[..., 0] = 120  # a sepia-like cast is colour
     assert not is_greyscale(tinted)
+
+
+def test_a_white_flower_on_black_with_a_coloured_centre_is_colour() -> None:
+    # Like the least colourful photos in the data set: grey almost everywhere, a small yellow centre (2%).
+    pixels = np.zeros((224, 224, 3), dtype=np.uint8)
+    pixels[40:180, 40:180] = 235
+    pixels[101:133, 101:133] = (240, 210, 60)
+    photo = Image.fromarray(pixels)
+    assert not is_greyscale(np.asarray(Image.open(io.BytesIO(_jpeg(photo))).convert("RGB")))
+    assert is_greyscale(np.asarray(Image.open(io.BytesIO(_jpeg(photo.convert("L")))).convert("RGB")))
 
 
 @pytest.mark.parametrize(
