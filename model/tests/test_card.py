@@ -91,6 +91,7 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
             "temperature": 0.9,
             "validation_top1_colour_layer": 0.93,
             "validation_top1_greyscale_layer": 0.945,
+            "validation_top1_changed": {"rotated 90°": [0.9, 0.91]},
         },
     }
     (artifacts / "metadata.json").write_text(json.dumps(meta))
@@ -118,8 +119,10 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
     assert "init_from=model/runs/a/best.pt" in text
     assert "data_dir=" not in text
     assert "with the refit one 98.00%" in text
-    assert "fitted the same way on the 40 greyscale views alone" in text
-    assert "93.00% through the colour layer, 94.50% through this one" in text
+    assert "(40 views; T = 0.900)" in text
+    assert "| as they are | 93.00% | 94.50% |" in text
+    assert "| rotated 90° | 90.00% | 91.00% |" in text
+    assert "(T = 0.900 for its greyscale layer)" in text
 
 
 def test_speed_ratio_comes_from_one_bench_run() -> None:

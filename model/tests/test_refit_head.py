@@ -13,13 +13,13 @@ from PIL import Image
 
 from flowers_model import refit_head
 from flowers_serving.classifier import Classifier, default_model_dir
-from flowers_serving.head import HEAD_FILE
+from flowers_serving.head import HEAD_FILE, is_greyscale
 
 
 def test_views_are_the_photo_and_crops_each_in_colour_then_greyscale() -> None:
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8))
     views = refit_head.photo_views(photo, 4, random.Random(1))
-    assert len(views) == 8 + 4
+    assert len(views) == 8 + 4 + 4 == refit_head.rows_per_photo(4)
     assert np.array_equal(np.asarray(views[0]), np.asarray(photo))  # the photo itself first
     for colour, grey in zip(views[:8:2], views[1:8:2], strict=True):
         assert colour.size == grey.size
@@ -30,7 +30,9 @@ def test_views_are_the_photo_and_crops_each_in_colour_then_greyscale() -> None:
         assert not np.array_equal(np.asarray(colour), pixels)
     for crop in views[2:8:2]:  # crops keep at least half the area
         assert crop.width * crop.height >= 0.5 * 90 * 120 - 120
-    blurred, turned, brightness, shrunk = views[8:]
+    blurred, turned, brightness, shrunk = views[8:12]
+    for colour, grey in zip(views[8:12], views[12:], strict=True):  # the changed photos again, in greyscale
+        assert np.array_equal(np.asarray(grey), np.asarray(colour.convert("L").convert("RGB")))
     assert blurred.size == photo.size
     assert (
         np.abs(np.diff(np.asarray(blurred).astype(int), axis=1)).mean()
@@ -45,11 +47,19 @@ def test_views_are_the_photo_and_crops_each_in_colour_then_greyscale() -> None:
 
 
 def test_greyscale_rows_are_the_greyscale_views() -> None:
-    # Rows as collect_views lays them out: per photo, (colour, grey) pairs, then the changed views.
-    per_photo = [tag for view in range(3) for tag in (f"c{view}", f"g{view}")] + ["blur", "turn", "bright", "small"]
-    tags = np.array([f"{photo}:{tag}" for photo in range(4) for tag in per_photo])
-    picked = tags[refit_head.greyscale_rows(4, 3)]
-    assert list(picked) == [f"{photo}:g{view}" for photo in range(4) for view in range(3)]
+    # The rows collect_views lays out are photo_views' views in order, photo after photo: exactly the views
+    # greyscale_rows picks are the ones the service would send to the greyscale layer.
+    rng = np.random.default_rng(0)
+    photos = [Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)) for _ in range(3)]
+    views = [view for i, photo in enumerate(photos) for view in refit_head.photo_views(photo, 3, random.Random(i))]
+    grey = [i for i, view in enumerate(views) if is_greyscale(np.asarray(view))]
+    assert list(refit_head.greyscale_rows(len(photos), 3)) == grey
+    assert len(grey) == 3 * (3 + 4)
+    # The shared layer: every view but the changed photos' greyscale copies, so its rows are 2.1.0's.
+    colour = refit_head.colour_layer_rows(len(photos), 3)
+    assert len(colour) == 3 * (2 * 3 + 4)
+    assert set(colour) | set(grey) == set(range(len(views)))
+    assert set(colour) & set(grey) == {i for i in grey if i % refit_head.rows_per_photo(3) < 6}
 
 
 def test_the_fit_learns_a_separable_problem() -> None:
@@ -72,7 +82,10 @@ def test_refitting_the_shipped_file(tiny_data: Path, tmp_path: Path, capsys: pyt
     assert metadata["version"] == "9.9.9"
     assert metadata["head"]["train_rows"] == 8 * (2 * 2 + 4)
     assert json.loads((model / "metadata.json").read_text())["head"] == metadata["head"]
-    assert metadata["head"]["greyscale"]["train_rows"] == 8 * 2
+    assert metadata["head"]["greyscale"]["train_rows"] == 8 * (2 + 4)
+    changed = metadata["head"]["greyscale"]["validation_top1_changed"]
+    assert set(changed) == set(refit_head.GREYSCALE_CHANGES)
+    assert all(len(pair) == 2 and all(0 <= top1 <= 1 for top1 in pair) for pair in changed.values())
     classifier = Classifier(model)
     assert classifier.head is not None
     assert classifier.head.greyscale is not None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flowers_model.config import TrainConfig
+from flowers_serving.head import GREYSCALE_SHARE, GREYSCALE_SPREAD
 
 __all__ = ["main", "render"]
 
@@ -70,7 +71,13 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
             [
                 "- Second output: the 1,280 pooled features. `head.npz` holds a last layer refit on them (below); "
                 "where it ships, the service's logits are `(features @ W.T + b) / T` with its own T = "
-                f"{meta['head']['temperature']:.3f}, and the file's own logits are not used."
+                f"{meta['head']['temperature']:.3f}"
+                + (
+                    f" (T = {meta['head']['greyscale']['temperature']:.3f} for its greyscale layer)"
+                    if meta["head"].get("greyscale")
+                    else ""
+                )
+                + ", and the file's own logits are not used."
             ]
             if meta.get("head")
             else []
@@ -468,16 +475,21 @@ def _head_section(head: dict[str, Any] | None) -> list[str]:
 def _greyscale_layer(grey: dict[str, Any] | None) -> list[str]:
     if not grey:
         return []
-    return [
-        "**Greyscale layer**: a second linear layer fitted the same way on the "
-        f"{grey['train_rows']:,} greyscale views alone, its temperature (T = {grey['temperature']:.3f}) fitted on the "
-        "validation photos in greyscale. The service uses it when the model's input has no colour (at most 1% of "
-        "its pixels with channels more than 8 levels apart; a greyscale JPEG decodes to exactly equal ones, and "
-        "the least colourful of the 7,368 photos here has 5.8% of its pixels past that). Validation in "
-        f"greyscale: {grey['validation_top1_colour_layer']:.2%} through the colour layer, "
-        f"{grey['validation_top1_greyscale_layer']:.2%} through this one.",
+    lines = [
+        f"**Greyscale layer**: a second linear layer, {grey.get('method', 'fitted on the greyscale views alone')} "
+        f"({grey['train_rows']:,} views; T = {grey['temperature']:.3f}). The service uses it when the model's input "
+        f"has no colour (at most {GREYSCALE_SHARE:.0%} of its pixels with their channels more than "
+        f"{GREYSCALE_SPREAD} levels apart; a greyscale JPEG decodes to exactly equal ones; see "
+        "`flowers_serving.head`). Validation photos in greyscale, top-1 through each layer (every change made "
+        "before the greyscale conversion; chosen on this same split, so small differences mean little):",
         "",
+        "| validation photos in greyscale | shared layer | greyscale layer |",
+        "| --- | ---: | ---: |",
+        f"| as they are | {grey['validation_top1_colour_layer']:.2%} | {grey['validation_top1_greyscale_layer']:.2%} |",
     ]
+    for name, (shared, own) in grey.get("validation_top1_changed", {}).items():
+        lines.append(f"| {name} | {shared:.2%} | {own:.2%} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

@@ -52,10 +52,14 @@ CORRUPTIONS: dict[str, tuple[Callable[[Image.Image], Image.Image], int]] = {
 }
 
 
-def corrupt_bytes(data: bytes, name: str) -> bytes:
+def corrupt_bytes(data: bytes, name: str, *, greyscale: bool = False) -> bytes:
+    """The photo after corruption ``name`` (then in greyscale if asked), as the JPEG that gets classified."""
     change, quality = CORRUPTIONS[name]
+    changed = change(decode_image(data))
+    if greyscale:
+        changed = changed.convert("L").convert("RGB")
     buffer = io.BytesIO()
-    change(decode_image(data)).save(buffer, format="JPEG", quality=quality)
+    changed.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 

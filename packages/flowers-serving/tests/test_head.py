@@ -50,6 +50,24 @@ def test_round_trip_through_the_file(tmp_path: Path, with_greyscale: bool) -> No
         assert layer.temperature == original.temperature
 
 
+@pytest.mark.parametrize(
+    "dropped",
+    [
+        ["weights", "bias", "temperature"],  # only a greyscale layer
+        ["grey_bias"],
+        ["grey_weights"],  # a stray greyscale bias and temperature
+        ["temperature"],
+    ],
+)
+def test_a_head_file_missing_a_part_is_refused(tmp_path: Path, dropped: list[str]) -> None:
+    Head(colour=_head(), greyscale=_head(seed=1)).save(tmp_path / "full.npz")
+    with np.load(tmp_path / "full.npz") as full:
+        kept = {name: full[name] for name in full.files if name not in dropped}
+    np.savez(tmp_path / HEAD_FILE, **kept)
+    with pytest.raises(ValueError, match=r"missing|no colour layer"):
+        Head.load(tmp_path / HEAD_FILE)
+
+
 def test_a_greyscale_layer_of_another_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="greyscale"):
         Head(colour=_head(), greyscale=_head(classes=101))
@@ -85,6 +103,9 @@ def test_the_greyscale_test_counts_pixels_with_colour() -> None:
     tinted = np.full((100, 100, 3), 100, dtype=np.uint8)
     tinted[..., 0] = 120  # a sepia-like cast is colour
     assert not is_greyscale(tinted)
+    warm = np.empty((100, 100, 3), dtype=np.uint8)
+    warm[...] = (116, 108, 100)  # neighbouring channels 8 apart, red and blue 16: colour
+    assert not is_greyscale(warm)
 
 
 def test_a_white_flower_on_black_with_a_coloured_centre_is_colour() -> None:
