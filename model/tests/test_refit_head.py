@@ -99,3 +99,15 @@ def test_refitting_the_shipped_file(tiny_data: Path, tmp_path: Path, capsys: pyt
     assert "views from" in capsys.readouterr().out
     assert np.array_equal(np.load(model / HEAD_FILE)["weights"], first)
     assert len(list((tmp_path / "c").iterdir())) == 1
+
+
+def test_export_head_only_keeps_the_views_cache(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `nox -s export -- --head-only` refits with the views cache, so a second refit of the same file is quick.
+    from flowers_model import __version__, export
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(export, "refit_head", lambda out, data, **options: calls.append({"out": out, **options}))
+    export.main(["--out", str(tmp_path), "--data", str(tiny_data), "--head-only"])
+    assert calls == [{"out": tmp_path, "version": __version__, "cache_dir": refit_head.DEFAULT_CACHE}]

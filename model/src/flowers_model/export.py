@@ -32,7 +32,7 @@ from flowers_model.data import data_dir_or_exit, default_data_dir, load_split
 from flowers_model.net import NHWCExport, build_model
 from flowers_model.not_a_flower import fit_scorer
 from flowers_model.paths import portable_paths
-from flowers_model.refit_head import refit_head
+from flowers_model.refit_head import DEFAULT_CACHE, refit_head
 from flowers_serving.classifier import LABELS_FILE, METADATA_FILE, MODEL_FILE, Classifier
 from flowers_serving.flower_score import SCORER_FILE
 from flowers_serving.head import HEAD_FILE
@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.scorer_only:
             refit_scorer(args.out, data_dir)
         if args.head_only:
-            refit_head(args.out, data_dir, version=args.version)
+            # Kept by the file's hash: refitting the same file again takes minutes, not a quarter of an hour.
+            refit_head(args.out, data_dir, version=args.version, cache_dir=DEFAULT_CACHE)
         return
     torch.manual_seed(0)
     metadata = export(
