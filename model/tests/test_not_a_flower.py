@@ -104,3 +104,20 @@ def test_corruptions_change_the_photo_but_keep_it_decodable(tmp_path: Path) -> N
             r, g, b = out.convert("RGB").getpixel((10, 10))
             assert abs(r - g) <= 2
             assert abs(g - b) <= 2
+
+
+def test_corruptions_can_end_in_greyscale() -> None:
+    import io
+
+    from PIL import Image
+
+    from flowers_model.robustness import CORRUPTIONS, corrupt_bytes
+    from flowers_serving.head import is_greyscale
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 40, 90)).save(buffer, format="JPEG")
+    for name in CORRUPTIONS:
+        grey = np.asarray(Image.open(io.BytesIO(corrupt_bytes(buffer.getvalue(), name, greyscale=True))).convert("RGB"))
+        assert is_greyscale(grey), name
+        colour = np.asarray(Image.open(io.BytesIO(corrupt_bytes(buffer.getvalue(), name))).convert("RGB"))
+        assert is_greyscale(colour) == (name == "greyscale"), name

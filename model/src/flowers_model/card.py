@@ -420,6 +420,20 @@ def _not_a_flower_section(report: dict[str, Any] | None, fitted: dict[str, Any] 
         lines += [
             f"| {c} | {report['nonflowers'][c]} | {rate:.1%} |" for c, rate in shipped["per_category_accepted"].items()
         ]
+        grey = shipped.get("greyscale")
+        if grey and fitted.get("greyscale_threshold_similarity") is not None:
+            lines += [
+                "",
+                "**Greyscale photos** lie further from the training photos: at the colour threshold "
+                f"{fitted['greyscale_validation_accepted_at_colour_threshold']:.1%} of validation flowers in greyscale "
+                "were accepted. Inputs without colour (the greyscale test of `flowers_serving.head`) get their own "
+                f"threshold, chosen by the same rule on those photos ({fitted['greyscale_validation_accepted']:.1%} "
+                f"accepted; similarity {fitted['greyscale_threshold_similarity']:.4f} against "
+                f"{fitted['threshold_similarity']:.4f}). Every photo of both sets in greyscale, through the serving "
+                f"core: AUROC {grey['auroc']:.4f}, flowers accepted **{grey['flowers_accepted']:.1%}**, non-flowers "
+                f"accepted **{grey['nonflowers_accepted']:.1%}**. The price is in the table above too: the non-flower "
+                "images that are greyscale already (portraits, microscopy) meet the lower threshold.",
+            ]
     return [*lines, ""]
 
 

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from flowers_model.data import Example, load_split
 from flowers_model.nonflowers import CATEGORIES, load_manifest
 from flowers_model.ood_methods import DEFAULT_DIMS, DEFAULT_K, fit_methods, knn_scorer
+from flowers_model.robustness import corrupt_bytes
 from flowers_serving.classifier import Classifier
 from flowers_serving.flower_score import SCORER_FILE, FlowerScorer
 from flowers_serving.imaging import load_image
@@ -53,6 +54,21 @@ def collect(classifier: Classifier, paths: list[Path]) -> tuple[Array, Array]:
         logits.append(row_logits)
         features.append(row_features)
     return np.asarray(logits, dtype=np.float64), np.asarray(features, dtype=np.float64)
+
+
+def greyscale_features(
+    classifier: Classifier, examples: list[Example], change: str | None = None
+) -> npt.NDArray[np.float32]:
+    """Features of the photos in greyscale (as the robustness table makes them), after one of its changes if
+    given, through the serving path."""
+    rows = []
+    for example in examples:
+        grey = corrupt_bytes(example.path.read_bytes(), change or "clean", greyscale=True)
+        _, features = classifier.run(load_image(grey, classifier.info.input_size), greyscale=True)
+        if features is None:
+            raise SystemExit("this model has no features output; re-export it with flowers_model.export")
+        rows.append(features.astype(np.float32))
+    return np.stack(rows)
 
 
 def auroc(positive: Array, negative: Array) -> float:
@@ -120,6 +136,9 @@ def fit_scorer(
         print(f"not-a-flower: k lowered from {k} to {len(train_features)}, the training photos", file=sys.stderr)
         k = len(train_features)
     scorer, similarities = calibrated(knn_scorer(train_features, dims=dims, k=k), val_features, accept)
+    # Greyscale photos lie further from the colour bank: their own threshold, by the same rule, on the same photos.
+    grey = scorer.similarities(greyscale_features(classifier, validation)).astype(np.float64)
+    scorer.greyscale_threshold = threshold_for(grey, accept)
     summary = {
         "method": f"k-NN: cosine similarity to the {k}th nearest training photo, "
         + (f"PCA {dims}, " if dims else "all features, ")
@@ -130,6 +149,9 @@ def fit_scorer(
         "threshold_similarity": round(scorer.threshold, 4),
         "slope": round(scorer.slope, 4),
         "validation_accepted": round(float((similarities >= scorer.threshold).mean()), 4),
+        "greyscale_threshold_similarity": round(scorer.greyscale_threshold, 4),
+        "greyscale_validation_accepted": round(float((grey >= scorer.greyscale_threshold).mean()), 4),
+        "greyscale_validation_accepted_at_colour_threshold": round(float((grey >= scorer.threshold).mean()), 4),
         "target_accept": accept,
         "train_images": len(train),
         "validation_images": len(validation),
@@ -187,10 +209,11 @@ def shipped(model_dir: Path, data_dir: Path, nonflower_dir: Path) -> dict[str, A
     validation = load_split(data_dir, "validation")
     rows = load_manifest(nonflower_dir)
 
-    def decisions(paths: list[Path]) -> tuple[Array, npt.NDArray[np.bool_]]:
+    def decisions(paths: list[Path], greyscale: bool = False) -> tuple[Array, npt.NDArray[np.bool_]]:
         scores, flags = [], []
         for path in paths:
-            result = classifier.classify(path.read_bytes(), top_k=1)
+            data = corrupt_bytes(path.read_bytes(), "clean", greyscale=True) if greyscale else path.read_bytes()
+            result = classifier.classify(data, top_k=1)
             assert result.flower is not None
             scores.append(result.flower.flower_score)
             flags.append(result.flower.is_flower)
@@ -199,11 +222,19 @@ def shipped(model_dir: Path, data_dir: Path, nonflower_dir: Path) -> dict[str, A
     pos_scores, pos_flags = decisions([e.path for e in validation])
     neg_scores, neg_flags = decisions([path for path, _ in rows])
     categories = np.asarray([category for _, category in rows])
+    # The same photos in greyscale, as a user's black-and-white photo arrives: the scorer's greyscale threshold.
+    grey_pos_scores, grey_pos_flags = decisions([e.path for e in validation], greyscale=True)
+    grey_neg_scores, grey_neg_flags = decisions([path for path, _ in rows], greyscale=True)
     return {
         "auroc": round(auroc(pos_scores, neg_scores), 4),
         "flowers_accepted": _rate(pos_flags),
         "nonflowers_accepted": _rate(neg_flags),
         "per_category_accepted": {c: _rate(neg_flags[categories == c]) for c in CATEGORIES},
+        "greyscale": {
+            "auroc": round(auroc(grey_pos_scores, grey_neg_scores), 4),
+            "flowers_accepted": _rate(grey_pos_flags),
+            "nonflowers_accepted": _rate(grey_neg_flags),
+        },
     }
 
 

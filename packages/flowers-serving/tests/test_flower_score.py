@@ -83,3 +83,23 @@ def test_inconsistent_statistics_are_refused() -> None:
         FlowerScorer(bank=scorer.bank, bank_scales=scorer.bank_scales[:3], k=1, **common)
     with pytest.raises(ValueError, match="k=41"):
         FlowerScorer(bank=scorer.bank, bank_scales=scorer.bank_scales, k=41, **common)
+
+
+def test_greyscale_inputs_meet_the_greyscale_threshold(tmp_path: Path) -> None:
+    scorer, train = _scorer(threshold=0.6)
+    scorer.greyscale_threshold = 0.2
+    query = train[:1] + np.random.default_rng(3).normal(scale=1.2, size=(1, 16)).astype(np.float32)
+    similarity = float(scorer.similarities(query)[0])
+    assert 0.2 < similarity < 0.6  # between the two thresholds: the kind of input decides
+    colour, grey = scorer.score(query), scorer.score(query, greyscale=True)
+    assert (colour.is_flower, grey.is_flower) == (False, True)
+    assert colour.flower_score < 0.5 <= grey.flower_score
+    assert scorer.score_of(0.2, greyscale=True) == pytest.approx(0.5)
+    # Kept in the file; an older file without it scores greyscale inputs at the one threshold.
+    scorer.save(tmp_path / "s.npz")
+    assert FlowerScorer.load(tmp_path / "s.npz").greyscale_threshold == 0.2
+    scorer.greyscale_threshold = None
+    scorer.save(tmp_path / "old.npz")
+    old = FlowerScorer.load(tmp_path / "old.npz")
+    assert old.greyscale_threshold is None
+    assert old.score(query, greyscale=True).is_flower is False

@@ -200,3 +200,15 @@ def test_a_greyscale_photo_keeps_its_species() -> None:
         Image.open(photo).convert("L").save(buffer, format="JPEG", quality=95)
         kept += classifier.classify(buffer.getvalue(), top_k=1).predictions[0].class_id == int(photo.name[:3])
     assert kept >= len(photos) - 1, f"{kept} of {len(photos)}"
+
+
+def test_the_core_scores_a_greyscale_photo_at_the_greyscale_threshold(flower_bytes: bytes) -> None:
+    classifier = Classifier(default_model_dir())
+    assert classifier.scorer is not None
+    assert classifier.scorer.greyscale_threshold is not None  # the shipped scorer has one
+    classifier.scorer.threshold, classifier.scorer.greyscale_threshold = 2.0, -2.0  # colour: none pass; grey: all
+    grey = _jpeg(Image.open(io.BytesIO(flower_bytes)).convert("L"))
+    colour_result, grey_result = classifier.classify(flower_bytes), classifier.classify(grey)
+    assert colour_result.flower is not None
+    assert grey_result.flower is not None
+    assert (colour_result.flower.is_flower, grey_result.flower.is_flower) == (False, True)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from flowers_serving.errors import BadRequest
 from flowers_serving.flower_score import SCORER_FILE, FlowerScore, FlowerScorer
-from flowers_serving.head import HEAD_FILE, Head
+from flowers_serving.head import HEAD_FILE, Head, is_greyscale
 from flowers_serving.imaging import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS, load_image
 from flowers_serving.logs import capture_stderr
 
@@ -208,11 +208,14 @@ class Classifier:
             max_decode_bytes=int(os.environ.get(ENV_MAX_DECODE_BYTES, str(DEFAULT_MAX_DECODE_BYTES))),
         )
 
-    def run(self, pixels: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+    def run(
+        self, pixels: npt.NDArray[np.uint8], *, greyscale: bool | None = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
         """Run the model on one ``(size, size, 3)`` uint8 image: calibrated logits, and features if it has them.
 
         The logits are the refit head's when ``head.npz`` ships beside the model (its greyscale layer for an
-        image without colour, when it has one), else the file's own."""
+        image without colour, when it has one), else the file's own. ``greyscale``: whether the image has no
+        colour, when the caller has already asked ``is_greyscale``."""
         batch = pixels[np.newaxis]
         scale, zero_point = self._input_quant
         if np.issubdtype(self._input_dtype, np.integer) and scale:
@@ -228,7 +231,7 @@ class Classifier:
                 tuple(self._features.get("quantization", (0.0, 0))),
             )
         if self.head is not None and features is not None:  # the file's own logits are then not read at all
-            return self.head.for_pixels(pixels).logits(features), features
+            return self.head.for_pixels(pixels, greyscale=greyscale).logits(features), features
         return _dequantize(self._interpreter.get_tensor(self._output_index)[0], self._output_quant), features
 
     def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -248,13 +251,14 @@ class Classifier:
             timings=timings,
         )
         started = time.perf_counter()
-        logits, features = self.run(pixels)
+        greyscale = is_greyscale(pixels)  # once: the head's layer and the scorer's threshold both depend on it
+        logits, features = self.run(pixels, greyscale=greyscale)
         probs = softmax(logits)
         timings["infer_ms"] = (time.perf_counter() - started) * 1000
         flower = None
         if self.scorer is not None and features is not None:
             started = time.perf_counter()
-            flower = self.scorer.score(features)
+            flower = self.scorer.score(features, greyscale=greyscale)
             timings["flower_score_ms"] = (time.perf_counter() - started) * 1000
         # Stable sort so ties resolve by class order, not by whatever argpartition did.
         order = np.argsort(-probs, kind="stable")[:top_k]

@@ -19,6 +19,12 @@ bank of training photos as int8 with one scale per row, k), the threshold (chose
 that at least 98% of validation flowers are accepted) and the slope are written
 by the model pipeline's export step into ``flower_score.npz`` beside the model,
 so every retrained model ships a matching scorer.
+
+Greyscale photos lie further from the (colour) training photos: at the colour
+threshold only 94% of greyscale validation flowers were accepted. The file may
+hold a second threshold, chosen the same way on validation flowers in greyscale,
+which the core applies to inputs without colour (``flowers_serving.head.is_greyscale``);
+``flower_score`` is then 0.5 exactly at that threshold.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class FlowerScorer:
         k: int,
         threshold: float,
         slope: float,
+        greyscale_threshold: float | None = None,
     ) -> None:
         width = projection.shape[1] if projection is not None else feature_size
         if (
@@ -93,6 +100,7 @@ class FlowerScorer:
         self.k = int(k)
         self.threshold = float(threshold)
         self.slope = float(slope)
+        self.greyscale_threshold = None if greyscale_threshold is None else float(greyscale_threshold)
 
     @staticmethod
     def quantize_bank(unit: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
@@ -108,6 +116,7 @@ class FlowerScorer:
     @classmethod
     def load(cls, path: Path) -> FlowerScorer:
         with np.load(path) as stats:
+            grey = float(stats["greyscale_threshold"]) if "greyscale_threshold" in stats.files else None
             return cls(
                 mean=stats["mean"] if "mean" in stats.files else None,
                 projection=stats["projection"] if "projection" in stats.files else None,
@@ -117,6 +126,7 @@ class FlowerScorer:
                 k=int(stats["k"]),
                 threshold=float(stats["threshold"]),
                 slope=float(stats["slope"]),
+                greyscale_threshold=grey,
             )
 
     def save(self, path: Path) -> None:
@@ -128,6 +138,8 @@ class FlowerScorer:
             "threshold": np.float64(self.threshold),
             "slope": np.float64(self.slope),
         }
+        if self.greyscale_threshold is not None:
+            arrays["greyscale_threshold"] = np.float64(self.greyscale_threshold)
         if self.mean is not None:
             arrays["mean"] = self.mean
         if self.projection is not None:
@@ -150,12 +162,22 @@ class FlowerScorer:
         result: npt.NDArray[np.float32] = kth.astype(np.float32)
         return result
 
-    def score_of(self, similarity: float) -> float:
-        # Written with tanh so that no similarity overflows exp().
-        return float(0.5 * (1 + np.tanh(0.5 * self.slope * (similarity - self.threshold))))
+    def threshold_for(self, *, greyscale: bool = False) -> float:
+        """The similarity at which a photo counts as a flower: the greyscale one for an input without colour."""
+        if greyscale and self.greyscale_threshold is not None:
+            return self.greyscale_threshold
+        return self.threshold
 
-    def score(self, features: npt.NDArray[np.float32]) -> FlowerScore:
+    def score_of(self, similarity: float, *, greyscale: bool = False) -> float:
+        # Written with tanh so that no similarity overflows exp().
+        threshold = self.threshold_for(greyscale=greyscale)
+        return float(0.5 * (1 + np.tanh(0.5 * self.slope * (similarity - threshold))))
+
+    def score(self, features: npt.NDArray[np.float32], *, greyscale: bool = False) -> FlowerScore:
+        """``greyscale``: the input has no colour (the core tells), so the greyscale threshold applies."""
         similarity = float(self.similarities(features)[0])
         return FlowerScore(
-            is_flower=similarity >= self.threshold, flower_score=self.score_of(similarity), similarity=similarity
+            is_flower=similarity >= self.threshold_for(greyscale=greyscale),
+            flower_score=self.score_of(similarity, greyscale=greyscale),
+            similarity=similarity,
         )

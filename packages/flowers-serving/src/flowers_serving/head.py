@@ -102,9 +102,10 @@ class Head:
     def feature_size(self) -> int:
         return self.colour.feature_size
 
-    def for_pixels(self, pixels: npt.NDArray[np.uint8]) -> LinearHead:
-        """The layer for this model input: the greyscale one when there is one and the input has no colour."""
-        if self.greyscale is not None and is_greyscale(pixels):
+    def for_pixels(self, pixels: npt.NDArray[np.uint8], *, greyscale: bool | None = None) -> LinearHead:
+        """The layer for this model input: the greyscale one when there is one and the input has no colour
+        (``greyscale``, when the caller has already asked :func:`is_greyscale`)."""
+        if self.greyscale is not None and (is_greyscale(pixels) if greyscale is None else greyscale):
             return self.greyscale
         return self.colour
 
