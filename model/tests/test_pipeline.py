@@ -111,12 +111,13 @@ def test_export_then_evaluate_through_the_serving_path(
     assert metadata["features"]["shape"] == [1, 1280]
     # Every export fits the "not a flower" scorer of its own features.
     assert metadata["flower_score"]["validation_accepted"] >= 0.98
-    assert metadata["flower_score"]["greyscale_validation_accepted"] >= 0.98  # its own greyscale threshold too
     from flowers_serving.classifier import Classifier
 
     classifier = Classifier(artifacts)
     assert classifier.scorer is not None
+    # ... and a greyscale threshold, recorded beside it.
     assert classifier.scorer.greyscale_threshold is not None
+    assert round(classifier.scorer.greyscale_threshold, 4) == metadata["flower_score"]["greyscale_threshold_similarity"]
     # ... and refits the last layer on its own int8 features (8 training photos x (4 views x colour/greyscale + 4)).
     assert classifier.head is not None
     assert metadata["head"]["train_rows"] == 8 * (4 * 2 + 4)

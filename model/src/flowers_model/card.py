@@ -431,8 +431,15 @@ def _not_a_flower_section(report: dict[str, Any] | None, fitted: dict[str, Any] 
                 f"accepted; similarity {fitted['greyscale_threshold_similarity']:.4f} against "
                 f"{fitted['threshold_similarity']:.4f}). Every photo of both sets in greyscale, through the serving "
                 f"core: AUROC {grey['auroc']:.4f}, flowers accepted **{grey['flowers_accepted']:.1%}**, non-flowers "
-                f"accepted **{grey['nonflowers_accepted']:.1%}**. The price is in the table above too: the non-flower "
-                "images that are greyscale already (portraits, microscopy) meet the lower threshold.",
+                f"accepted **{grey['nonflowers_accepted']:.1%}**"
+                + (
+                    f" (with the colour threshold: {grey['flowers_accepted_at_colour_threshold']:.1%} and "
+                    f"{grey['nonflowers_accepted_at_colour_threshold']:.1%})"
+                    if "nonflowers_accepted_at_colour_threshold" in grey
+                    else ""
+                )
+                + ". The price shows in the table above too: the non-flower images that are greyscale already meet "
+                "the lower threshold.",
             ]
     return [*lines, ""]
 

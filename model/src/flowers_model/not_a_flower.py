@@ -64,7 +64,7 @@ def greyscale_features(
     rows = []
     for example in examples:
         grey = corrupt_bytes(example.path.read_bytes(), change or "clean", greyscale=True)
-        _, features = classifier.run(load_image(grey, classifier.info.input_size), greyscale=True)
+        _, features = classifier.run(load_image(grey, classifier.info.input_size))
         if features is None:
             raise SystemExit("this model has no features output; re-export it with flowers_model.export")
         rows.append(features.astype(np.float32))
@@ -209,22 +209,24 @@ def shipped(model_dir: Path, data_dir: Path, nonflower_dir: Path) -> dict[str, A
     validation = load_split(data_dir, "validation")
     rows = load_manifest(nonflower_dir)
 
-    def decisions(paths: list[Path], greyscale: bool = False) -> tuple[Array, npt.NDArray[np.bool_]]:
-        scores, flags = [], []
+    def decisions(paths: list[Path], greyscale: bool = False) -> tuple[Array, npt.NDArray[np.bool_], Array]:
+        scores, flags, similarities = [], [], []
         for path in paths:
             data = corrupt_bytes(path.read_bytes(), "clean", greyscale=True) if greyscale else path.read_bytes()
             result = classifier.classify(data, top_k=1)
             assert result.flower is not None
             scores.append(result.flower.flower_score)
             flags.append(result.flower.is_flower)
-        return np.asarray(scores), np.asarray(flags)
+            similarities.append(result.flower.similarity)
+        return np.asarray(scores), np.asarray(flags), np.asarray(similarities)
 
-    pos_scores, pos_flags = decisions([e.path for e in validation])
-    neg_scores, neg_flags = decisions([path for path, _ in rows])
+    pos_scores, pos_flags, _ = decisions([e.path for e in validation])
+    neg_scores, neg_flags, _ = decisions([path for path, _ in rows])
     categories = np.asarray([category for _, category in rows])
     # The same photos in greyscale, as a user's black-and-white photo arrives: the scorer's greyscale threshold.
-    grey_pos_scores, grey_pos_flags = decisions([e.path for e in validation], greyscale=True)
-    grey_neg_scores, grey_neg_flags = decisions([path for path, _ in rows], greyscale=True)
+    grey_pos_scores, grey_pos_flags, grey_pos_similarity = decisions([e.path for e in validation], greyscale=True)
+    grey_neg_scores, grey_neg_flags, grey_neg_similarity = decisions([path for path, _ in rows], greyscale=True)
+    colour_threshold = classifier.scorer.threshold  # what one threshold for every photo would have done
     return {
         "auroc": round(auroc(pos_scores, neg_scores), 4),
         "flowers_accepted": _rate(pos_flags),
@@ -234,6 +236,8 @@ def shipped(model_dir: Path, data_dir: Path, nonflower_dir: Path) -> dict[str, A
             "auroc": round(auroc(grey_pos_scores, grey_neg_scores), 4),
             "flowers_accepted": _rate(grey_pos_flags),
             "nonflowers_accepted": _rate(grey_neg_flags),
+            "flowers_accepted_at_colour_threshold": _rate(grey_pos_similarity >= colour_threshold),
+            "nonflowers_accepted_at_colour_threshold": _rate(grey_neg_similarity >= colour_threshold),
         },
     }
 

@@ -212,3 +212,21 @@ def test_the_core_scores_a_greyscale_photo_at_the_greyscale_threshold(flower_byt
     assert colour_result.flower is not None
     assert grey_result.flower is not None
     assert (colour_result.flower.is_flower, grey_result.flower.is_flower) == (False, True)
+
+
+def test_a_model_without_greyscale_parts_never_runs_the_greyscale_test(
+    model_copy: Path, flower_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flowers_serving.classifier as core
+    from flowers_serving.flower_score import SCORER_FILE, FlowerScorer
+
+    (model_copy / HEAD_FILE).unlink()
+    scorer = FlowerScorer.load(model_copy / SCORER_FILE)
+    scorer.greyscale_threshold = None
+    scorer.save(model_copy / SCORER_FILE)
+
+    def refuse(pixels: np.ndarray) -> bool:
+        raise AssertionError("is_greyscale called for a model with no use for it")
+
+    monkeypatch.setattr(core, "is_greyscale", refuse)
+    assert Classifier(model_copy).classify(flower_bytes, top_k=1).predictions[0].class_id == 54

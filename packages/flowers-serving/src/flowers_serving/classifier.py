@@ -179,6 +179,9 @@ class Classifier:
                     f"{HEAD_FILE} maps {self.head.feature_size} features to {self.head.classes} classes; "
                     f"the model gives {list(features['shape'])} features and has {len(self.labels)} labels"
                 )
+        self._greyscale_matters = (self.head is not None and self.head.greyscale is not None) or (
+            self.scorer is not None and self.scorer.greyscale_threshold is not None
+        )
         self._input_dtype = inp["dtype"]
         # A fully int8-quantised model takes and returns int8 tensors: map pixels
         # to its input scale and its outputs back to float logits.
@@ -251,7 +254,8 @@ class Classifier:
             timings=timings,
         )
         started = time.perf_counter()
-        greyscale = is_greyscale(pixels)  # once: the head's layer and the scorer's threshold both depend on it
+        # Asked once, and only of a model that has a use for it: the head's layer and the scorer's threshold.
+        greyscale = self._greyscale_matters and is_greyscale(pixels)
         logits, features = self.run(pixels, greyscale=greyscale)
         probs = softmax(logits)
         timings["infer_ms"] = (time.perf_counter() - started) * 1000

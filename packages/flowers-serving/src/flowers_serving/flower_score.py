@@ -14,7 +14,9 @@ was measured too: it is smaller but let through more non-flowers.)
 
 ``flower_score = sigmoid(slope * (similarity - threshold))`` lies in [0, 1],
 rises monotonically with the similarity and is 0.5 exactly at the shipped
-threshold, so ``is_flower`` is ``flower_score >= 0.5``. The statistics (the
+threshold, so ``is_flower`` is ``flower_score >= 0.5`` (for a greyscale input,
+the same with the greyscale threshold below: across the two kinds of input the
+score is not one monotone function of the similarity). The statistics (the
 bank of training photos as int8 with one scale per row, k), the threshold (chosen so
 that at least 98% of validation flowers are accepted) and the slope are written
 by the model pipeline's export step into ``flower_score.npz`` beside the model,
