@@ -114,7 +114,7 @@ def _rie(session: nox.Session) -> dict[str, str]:
     events = TOOLS / "samcli" / "lib" / "generated_sample_events" / "events" / "apigateway"
     if not all((rapid / f"aws-lambda-rie-{arch}").exists() for arch in ("x86_64", "arm64")) or not events.exists():
         TOOLS.mkdir(exist_ok=True)
-        session.run(
+        session.run_install(
             sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SAM_CLI, "-d", str(TOOLS), external=True
         )
         (wheel,) = TOOLS.glob("aws_sam_cli-*.whl")
@@ -191,10 +191,10 @@ def _install_torch(session: nox.Session) -> None:
     elsewhere PyPI's build, CUDA on Linux x86_64; we say so. macOS and Windows wheels on PyPI are CPU builds.
     pip, not uv: uv never looks where pip's config points (a multi-GB CUDA download instead).
     """
-    session.run("python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    session.run_install("python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     index = ["--extra-index-url", TORCH_CPU_INDEX] if TORCH_CPU_INDEX and _reachable(TORCH_CPU_INDEX) else []
-    session.run("python", "-m", "pip", "install", "--quiet", TORCH_PIN, *index)
-    version = session.run(
+    session.run_install("python", "-m", "pip", "install", "--quiet", TORCH_PIN, *index)
+    version = session.run_install(
         "python", "-c", "import importlib.metadata as m; print(m.version('torch'))", silent=True, log=False
     )
     if python_matrix.platform_key() == "linux-x86_64" and "+cpu" not in str(version):
@@ -301,9 +301,9 @@ def model(session: nox.Session) -> None:
     """Model pipeline tests on a tiny data set: prepare, train, resume, evaluate the shipped model (no exporter)."""
     _skip_without_wheels(session, TORCH, LITERT)
     _install_torch(session)
-    session.run("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]", *PYTEST)
+    session.run_install("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]", *PYTEST)
     # The packages whose sample photos make the non-flower set (its test builds a copy).
-    session.run("python", "-m", "pip", "install", "--quiet", *NONFLOWER_SOURCES)
+    session.run_install("python", "-m", "pip", "install", "--quiet", *NONFLOWER_SOURCES)
     # Training two steps is seconds of CPU, but on a machine whose cores a real training holds it took over
     # 300 s (measured on 3.13): the guard against hangs is as long as model_export's.
     _pytest(session, MODEL / "tests", "-m", "not export", timeout=1200)
@@ -315,7 +315,7 @@ def model_export(session: nox.Session) -> None:
     _skip_without_wheels(session, TORCH, EXPORTER)
     _install_torch(session)
     # The export extra brings the ai-edge-litert that litert-torch needs (2.3); serving runs on it too.
-    session.run("python", "-m", "pip", "install", "--quiet", f"{MODEL}[export]", str(SERVING), *PYTEST)
+    session.run_install("python", "-m", "pip", "install", "--quiet", f"{MODEL}[export]", str(SERVING), *PYTEST)
     # Converting even a tiny EfficientNet traces it through JAX: minutes of CPU on a busy 2-core machine.
     _pytest(session, MODEL / "tests", "-m", "export", timeout=1200)
 
@@ -352,7 +352,9 @@ def container(session: nox.Session) -> None:
     wheelhouse = TOOLS / "wheelhouse"
     # pip, not uv: the image installs with pip, which (unlike uv) enforces Requires-Python upper bounds.
     session.install("pip", "packaging")
-    session.run("python", "-m", "pip", "install", "--quiet", "--require-hashes", "--only-binary=:all:", "-r", str(lock))
+    session.run_install(
+        "python", "-m", "pip", "install", "--quiet", "--require-hashes", "--only-binary=:all:", "-r", str(lock)
+    )
     session.install("--no-deps", str(SERVING))
     # What the Lambda base image provides beside our lock: the runtime interface client.
     session.install("awslambdaric", "h11>=0.16", "pytest>=8", "pytest-timeout>=2.3", "pytest-socket>=0.7")
@@ -452,7 +454,7 @@ def train(session: nox.Session) -> None:
     data = _data_or_exit(session, "data_dir")
     _skip_without_wheels(session, TORCH, LITERT)
     _install_torch(session)
-    session.run("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
+    session.run_install("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
     session.run("python", "-m", "flowers_model.train", f"data_dir={data}", *session.posargs)
 
 
@@ -462,7 +464,7 @@ def tune(session: nox.Session) -> None:
     data = _data_or_exit(session, "--data")
     _skip_without_wheels(session, TORCH, LITERT)
     _install_torch(session)
-    session.run("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
+    session.run_install("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
     session.run("python", "-m", "flowers_model.tune", "--data", str(data), *session.posargs)
 
 
@@ -472,7 +474,9 @@ def export(session: nox.Session) -> None:
     data = _data_or_exit(session, "--data")  # int8 calibrates on training images
     _skip_without_wheels(session, TORCH, EXPORTER)
     _install_torch(session)
-    session.run("python", "-m", "pip", "install", "--quiet", f"{MODEL}[export]", str(SERVING))  # see model_export
+    session.run_install(
+        "python", "-m", "pip", "install", "--quiet", f"{MODEL}[export]", str(SERVING)
+    )  # see model_export
     session.run("python", "-m", "flowers_model.export", "--data", str(data), *session.posargs)
 
 
