@@ -47,6 +47,38 @@ def fmt(s: dict[str, float], unit: str = "ms", digits: int = 1) -> str:
     return f"{s['median']:.{digits}f} {unit} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
 
 
+#: The instructions int8 inference runs faster with (the float32 reference gains far less from them), so the
+#: speed ratio depends on which of them the CPU has: the report names them.
+INT8_INSTRUCTIONS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def machine() -> dict[str, Any]:
+    """What the timings were measured on: OS, CPU model and its int8-relevant instructions, cores, Python."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+            if cpu and flags:
+                break
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "int8_instructions": [name for name in INT8_INSTRUCTIONS if name in flags],
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def describe_machine(m: dict[str, Any]) -> str:
+    instructions = ", ".join(m.get("int8_instructions") or []) or "none of " + ", ".join(INT8_INSTRUCTIONS)
+    return f"{m['platform']}, {m.get('cpu', '?')} ({instructions}), {m['cores']} cores, Python {m['python']}"
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -595,8 +627,14 @@ def write_report(results: dict[str, Any], command: str) -> None:
             else ""
         ),
         "",
-        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        "Every timing is the median of repetitions with (min–max) beside it; ratios are of medians from this same run.",
+        f"Machine: {describe_machine(results.get('machine') or machine())}. "
+        + (
+            f"Sections not rerun were measured on another: {describe_machine(results['earlier_machine'])}. "
+            if "earlier_machine" in results
+            else ""
+        )
+        + "Every timing is the median of repetitions with (min–max) beside it; "
+        "ratios are of medians from this same run.",
         "",
         "## Ours vs the reference architecture",
         "",
@@ -775,6 +813,12 @@ def main(argv: list[str] | None = None) -> int:
         steps = [(name, step) for name, step in steps if name in args.only]
         if (OUT / "results.json").exists():
             results = json.loads((OUT / "results.json").read_text())
+    here = machine()
+    earlier = results.get("earlier_machine") or results.get("machine")
+    results.pop("earlier_machine", None)
+    if earlier and earlier != here:
+        results["earlier_machine"] = earlier
+    results["machine"] = here
     for name, step in steps:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
