@@ -474,9 +474,8 @@ def export(session: nox.Session) -> None:
     data = _data_or_exit(session, "--data")  # int8 calibrates on training images
     _skip_without_wheels(session, TORCH, EXPORTER)
     _install_torch(session)
-    session.run_install(
-        "python", "-m", "pip", "install", "--quiet", f"{MODEL}[export]", str(SERVING)
-    )  # see model_export
+    # The export extra, as in model_export.
+    session.run_install("python", "-m", "pip", "install", "--quiet", f"{MODEL}[export]", str(SERVING))
     session.run("python", "-m", "flowers_model.export", "--data", str(data), *session.posargs)
 
 
