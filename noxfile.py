@@ -509,6 +509,16 @@ def robustness(session: nox.Session) -> None:
     session.run("python", "-m", "flowers_model.robustness", "--data", str(data), *session.posargs)
 
 
+@nox.session(python=_python_for(LITERT), venv_backend="virtualenv")
+def inference_levers(session: nox.Session) -> None:
+    """Flip averaging, the second look and larger inputs on the shipped file -> model/reports (-- --record: card)."""
+    data = _data_or_exit(session, "--data")
+    _skip_without_wheels(session, LITERT)
+    session.install(f"{SERVING}[litert]", "scipy", "tqdm")
+    session.install("--no-deps", str(MODEL))
+    session.run("python", "-m", "flowers_model.inference_levers", "--data", str(data), *session.posargs)
+
+
 @nox.session(venv_backend="virtualenv")
 def prepare(session: nox.Session) -> None:
     """Download and verify the official Oxford 102 archive into $FLOWERS_DATA or model/data/oxford102 (-- --out DIR)."""

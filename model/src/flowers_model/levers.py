@@ -17,7 +17,7 @@ from typing import Any
 
 from flowers_model.robustness import wilson_interval
 
-__all__ = ["add", "main"]
+__all__ = ["add", "main", "record"]
 
 DEFAULT_FILE = Path("model/reports/levers.json")
 
@@ -36,7 +36,13 @@ def _robustness(path: Path | None) -> dict[str, float]:
 
 
 def add(name: str, change: str, report: Path, robustness: Path | None, out: Path = DEFAULT_FILE) -> dict[str, Any]:
-    measured = json.loads(report.read_text())
+    return record(name, change, json.loads(report.read_text()), _robustness(robustness), out)
+
+
+def record(
+    name: str, change: str, measured: dict[str, Any], corruptions: dict[str, float], out: Path = DEFAULT_FILE
+) -> dict[str, Any]:
+    """One row from evaluate's figures (``measured``) and ``{corruption: top-1}``; replaces a row of that name."""
     row = {
         "name": name,
         "change": change,
@@ -48,7 +54,7 @@ def add(name: str, change: str, report: Path, robustness: Path | None, out: Path
         or list(wilson_interval(round(measured["top1"] * measured["n"]), measured["n"])),
         "ece": measured["ece"],
         "nll": measured["nll"],
-        "corruptions": {k: v for k, v in _robustness(robustness).items() if k != "clean"},
+        "corruptions": {k: v for k, v in corruptions.items() if k != "clean"},
     }
     rows: list[dict[str, Any]] = json.loads(out.read_text()) if out.exists() else []
     rows = [r for r in rows if r["name"] != name] + [row]

@@ -3,6 +3,12 @@
 Knows nothing of Lambda or HTTP. A :class:`Classifier` holds one LiteRT
 interpreter and the labels; build it once per process (cold start) and call
 :meth:`Classifier.classify` per request.
+
+A second look: when the model's metadata asks for one (``second_look``), a
+photo whose top probability stays below its threshold is run again as its
+mirror image and the two calibrated logit vectors are averaged. Confident
+photos (most of them) cost one inference; the unsure ones, where a flip
+average changes answers, two.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ METADATA_FILE: Final = "metadata.json"
 
 class _Interpreter(Protocol):
     def allocate_tensors(self) -> None: ...
+    def resize_tensor_input(self, input_index: int, tensor_size: list[int]) -> None: ...
     def get_input_details(self) -> list[dict[str, Any]]: ...
     def get_output_details(self) -> list[dict[str, Any]]: ...
     def set_tensor(self, index: int, value: npt.NDArray[Any]) -> None: ...
@@ -133,9 +140,12 @@ class Classifier:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
         model_file: Path | None = None,
+        input_size: int | None = None,
     ) -> None:
         """Load ``model_dir``'s model, labels and metadata; ``model_file`` swaps in another .tflite
-        with the same labels (e.g. the float model, for comparison)."""
+        with the same labels (e.g. the float model, for comparison). ``input_size`` runs the file at
+        another square size than it was exported at, which a network ending in a global average allows:
+        for measuring what a larger input would give (the model pipeline's inference levers), not for serving."""
         metadata = json.loads((model_dir / METADATA_FILE).read_text())
         self.labels = [line for line in (model_dir / LABELS_FILE).read_text().splitlines() if line]
         runtime = runtime or _available_runtime()
@@ -143,6 +153,9 @@ class Classifier:
         # in plain text; catch it so every line the process writes stays JSON.
         with capture_stderr() as printed:
             self._interpreter = _make_interpreter(model_file or model_dir / MODEL_FILE, runtime, num_threads)
+            if input_size is not None:
+                (exported,) = self._interpreter.get_input_details()
+                self._interpreter.resize_tensor_input(exported["index"], [1, input_size, input_size, 3])
             self._interpreter.allocate_tensors()
         if printed.text:
             logger.info("inference runtime output", extra={"runtime_output": printed.text[:1000]})
@@ -189,6 +202,7 @@ class Classifier:
         self._output_quant: tuple[float, int] = tuple(out.get("quantization", (0.0, 0)))
         self.max_pixels = max_pixels
         self.max_decode_bytes = max_decode_bytes
+        self.second_look_below = _second_look_below(metadata.get("second_look"))
         self.info = ModelInfo(
             name=str(metadata["name"]),
             version=str(metadata["version"]),
@@ -237,6 +251,26 @@ class Classifier:
             return self.head.for_pixels(pixels, greyscale=greyscale).logits(features), features
         return _dequantize(self._interpreter.get_tensor(self._output_index)[0], self._output_quant), features
 
+    def probabilities(
+        self,
+        pixels: npt.NDArray[np.uint8],
+        *,
+        greyscale: bool | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32] | None]:
+        """What :meth:`classify` answers for one model-sized image: class probabilities (after the second look,
+        if the photo needs one) and the features of the image itself (for the scorer). ``timings`` gets
+        ``second_look_ms`` when the second look ran."""
+        logits, features = self.run(pixels, greyscale=greyscale)
+        probs = softmax(logits)
+        if self.second_look_below is None or probs.max() >= self.second_look_below:
+            return probs, features
+        started = time.perf_counter()
+        mirrored, _ = self.run(np.ascontiguousarray(pixels[:, ::-1]), greyscale=greyscale)
+        if timings is not None:
+            timings["second_look_ms"] = (time.perf_counter() - started) * 1000
+        return softmax(((logits + mirrored) / 2).astype(np.float32)), features
+
     def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Run the model on one ``(size, size, 3)`` uint8 image; calibrated logits out."""
         return self.run(pixels)[0]
@@ -256,9 +290,8 @@ class Classifier:
         started = time.perf_counter()
         # Asked once, and only of a model that has a use for it: the head's layer and the scorer's threshold.
         greyscale = self._greyscale_matters and is_greyscale(pixels)
-        logits, features = self.run(pixels, greyscale=greyscale)
-        probs = softmax(logits)
-        timings["infer_ms"] = (time.perf_counter() - started) * 1000
+        probs, features = self.probabilities(pixels, greyscale=greyscale, timings=timings)
+        timings["infer_ms"] = (time.perf_counter() - started) * 1000  # both looks, when there were two
         flower = None
         if self.scorer is not None and features is not None:
             started = time.perf_counter()
@@ -268,6 +301,18 @@ class Classifier:
         order = np.argsort(-probs, kind="stable")[:top_k]
         predictions = [Prediction(label=self.labels[i], class_id=int(i) + 1, score=float(probs[i])) for i in order]
         return Classification(predictions=predictions, model=self.info, timings_ms=timings, flower=flower)
+
+
+def _second_look_below(spec: Any) -> float | None:
+    """metadata.json's ``second_look`` -> the top probability under which a photo is looked at again."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or spec.get("view") != "mirror":
+        raise ValueError(f"metadata.json: second_look must be {{'view': 'mirror', 'below': p}}, got {spec!r}")
+    below = float(spec["below"])
+    if not 0.0 < below <= 1.0:
+        raise ValueError(f"metadata.json: second_look.below must lie in (0, 1], got {below}")
+    return below
 
 
 def _dequantize(raw: npt.NDArray[Any], quantization: tuple[float, int]) -> npt.NDArray[np.float32]:
