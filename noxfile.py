@@ -20,6 +20,7 @@ import platform
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import urllib.request
 import zipfile
@@ -114,8 +115,11 @@ def _rie(session: nox.Session) -> dict[str, str]:
     events = TOOLS / "samcli" / "lib" / "generated_sample_events" / "events" / "apigateway"
     if not all((rapid / f"aws-lambda-rie-{arch}").exists() for arch in ("x86_64", "arm64")) or not events.exists():
         TOOLS.mkdir(exist_ok=True)
-        session.run_install(
-            sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SAM_CLI, "-d", str(TOOLS), external=True
+        # A tool this checkout keeps, not a package of the session's venv: fetched whatever nox was told about
+        # installing (-R, --install-only), whenever it is missing.
+        session.log(f"fetching the RIE from {SAM_CLI}")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SAM_CLI, "-d", str(TOOLS)], check=True
         )
         (wheel,) = TOOLS.glob("aws_sam_cli-*.whl")
         with zipfile.ZipFile(wheel) as archive:
@@ -197,7 +201,8 @@ def _install_torch(session: nox.Session) -> None:
     version = session.run_install(
         "python", "-c", "import importlib.metadata as m; print(m.version('torch'))", silent=True, log=False
     )
-    if python_matrix.platform_key() == "linux-x86_64" and "+cpu" not in str(version):
+    # None: nox skipped the install steps (-R, --no-install), so there is nothing new to check.
+    if version is not None and python_matrix.platform_key() == "linux-x86_64" and "+cpu" not in str(version):
         session.warn(
             f"torch {str(version).strip()} is the CUDA build (about 2.5 GB): {TORCH_CPU_INDEX or 'no CPU index'} "
             "could not be reached; FLOWERS_TORCH_INDEX can name a mirror of it"

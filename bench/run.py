@@ -61,7 +61,7 @@ def machine() -> dict[str, Any]:
             key, _, value = line.partition(":")
             if key.strip() == "model name":
                 cpu = value.strip()
-            elif key.strip() == "flags":
+            elif key.strip() in ("flags", "Features"):  # x86 names them flags, ARM Features
                 flags = set(value.split())
             if cpu and flags:
                 break
@@ -77,6 +77,22 @@ def machine() -> dict[str, Any]:
 def describe_machine(m: dict[str, Any]) -> str:
     instructions = ", ".join(m.get("int8_instructions") or []) or "none of " + ", ".join(INT8_INSTRUCTIONS)
     return f"{m['platform']}, {m.get('cpu', '?')} ({instructions}), {m['cores']} cores, Python {m['python']}"
+
+
+def _machine_key(m: dict[str, Any]) -> str:
+    """What makes timings comparable: the CPU, its int8 instructions and the cores (not kernel or Python)."""
+    instructions = ", ".join(m.get("int8_instructions") or []) or "no int8 extensions"
+    return f"{m.get('cpu', '?')} ({instructions}), {m['cores']} cores"
+
+
+def _other_machines(results: dict[str, Any]) -> str:
+    """A sentence naming sections kept from runs on another machine than the last one, if any."""
+    here = _machine_key(results.get("machine") or machine())
+    others: dict[str, list[str]] = {}
+    for section, key in results.get("section_machines", {}).items():
+        if key != here and section in results:
+            others.setdefault(key, []).append(section)
+    return "".join(f"Kept from a run on another machine ({key}): {', '.join(names)}. " for key, names in others.items())
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -628,11 +644,7 @@ def write_report(results: dict[str, Any], command: str) -> None:
         ),
         "",
         f"Machine: {describe_machine(results.get('machine') or machine())}. "
-        + (
-            f"Sections not rerun were measured on another: {describe_machine(results['earlier_machine'])}. "
-            if "earlier_machine" in results
-            else ""
-        )
+        + _other_machines(results)
         + "Every timing is the median of repetitions with (min–max) beside it; "
         "ratios are of medians from this same run.",
         "",
@@ -814,15 +826,13 @@ def main(argv: list[str] | None = None) -> int:
         if (OUT / "results.json").exists():
             results = json.loads((OUT / "results.json").read_text())
     here = machine()
-    earlier = results.get("earlier_machine") or results.get("machine")
-    results.pop("earlier_machine", None)
-    if earlier and earlier != here:
-        results["earlier_machine"] = earlier
+    results.pop("earlier_machine", None)  # an older layout of this file
     results["machine"] = here
     for name, step in steps:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         results[name] = step()
+        results.setdefault("section_machines", {})[name] = _machine_key(here)
         print(f"   done in {time.perf_counter() - started:.0f} s", flush=True)
         (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
     if not args.only:  # a partial run keeps the plots of the last full one

@@ -84,8 +84,8 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
         ),
         *(
             [
-                f"- Second look: a photo whose top probability stays below {meta['second_look']['below']:g} is run "
-                "again as its mirror image, and the service averages the two logit vectors (below)."
+                f"- Second look: a flower photo whose top probability stays below {meta['second_look']['below']:g} "
+                "is run again as its mirror image, and the service averages the two logit vectors (below)."
             ]
             if meta.get("second_look")
             else []
@@ -155,7 +155,11 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
     lines += _history_rows(history)
     lines += ["", "(Validation during training runs the PyTorch model on the same `load_image` output.)", ""]
     lines += _head_section(meta.get("head"))
-    lines += _second_look_section(meta.get("second_look"), _load(reports / "inference-levers-validation.json"))
+    inference_levers = _load(reports / "inference-levers-validation.json") or {}
+    # Figures of another model version would describe another model: shown only when they are this one's.
+    if any(v.get("model_version") != meta["version"] for v in inference_levers.values()):
+        inference_levers = {}
+    lines += _second_look_section(meta.get("second_look"), inference_levers)
     if tune:
         lines += [
             "## Tuning",
@@ -196,14 +200,18 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
     lines.append("| reference: Keras Xception 299 (its own report) | 92.4% | – | – | – | see BENCHMARKS.md | 92 MB |")
     if shipped and float_report and meta.get("head"):
         file_top1 = meta["head"]["validation_top1_file_head"]
+        one_look = inference_levers.get("one-look") if meta.get("second_look") else None
         lines += [
             "",
             f"Quantisation changes top-1 by {100 * (file_top1 - float_report['top1']):+.2f} points (the int8 file "
-            f"with its own last layer: {file_top1:.2%}); the refit last layer"
-            + (" and the second look" if meta.get("second_look") else "")
-            + " then by "
-            f"{100 * (shipped['top1'] - file_top1):+.2f} points. Latency here is the evaluate loop's; the "
-            "side-by-side figures are in [BENCHMARKS.md](../BENCHMARKS.md).",
+            f"with its own last layer: {file_top1:.2%}); "
+            + (
+                f"the refit last layers then by {100 * (one_look['top1'] - file_top1):+.2f} points (one look: "
+                f"{one_look['top1']:.2%}), the second look by {100 * (shipped['top1'] - one_look['top1']):+.2f}. "
+                if one_look
+                else f"the refit last layer then by {100 * (shipped['top1'] - file_top1):+.2f} points. "
+            )
+            + "Latency here is the evaluate loop's; the side-by-side figures are in [BENCHMARKS.md](../BENCHMARKS.md).",
         ]
     elif shipped and float_report:
         lines += [
@@ -510,9 +518,10 @@ def _second_look_section(second_look: dict[str, Any] | None, levers: dict[str, A
         return []
     lines = [
         f"**Second look** (`second_look` in `metadata.json`, served by `flowers_serving.classifier`): when the top "
-        f"probability of a photo stays below {second_look['below']:g}, the file runs again on its "
-        f"{second_look['view']} image and the two calibrated logit vectors are averaged; the features the "
-        "not-a-flower score uses are the photo's own.",
+        f"probability of a photo stays below {second_look['below']:g} and the not-a-flower score accepts it, the "
+        f"file runs again on its {second_look['view']} image and the two calibrated logit vectors are averaged "
+        "(the not-a-flower verdict is the photo's own, from the first look; a photo that is not a flower is not "
+        "worth a second inference).",
     ]
     one, served, flip = (levers or {}).get("one-look"), (levers or {}).get("shipped"), (levers or {}).get("flip")
     if not (one and served):

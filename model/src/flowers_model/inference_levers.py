@@ -4,7 +4,8 @@ Two of the levers the model issue names can be measured without training anythin
 
 * **flip**: the file runs on the photo and on its mirror image and the two calibrated logit vectors are
   averaged (test-time augmentation; two inferences per photo). The core serves this for unsure photos only
-  (its second look): ``shipped`` measures that, ``one-look`` the photo alone;
+  (its second look, for flowers the not-a-flower score accepts): ``shipped`` measures that, ``one-look`` the
+  photo alone;
 * **input N px**: the same int8 file with its input resized to N x N (the network ends in a global average,
   so any size runs; ``Classifier(input_size=N)``) and the photo loaded at N by the serving ``load_image``.
   The last layer stays the one fitted on 224 px features, so this measures the file, not a model retrained
@@ -13,7 +14,7 @@ Two of the levers the model issue names can be measured without training anythin
 Each variant is measured on a split as evaluate and robustness measure the shipped model: clean photos from
 their files, then each of robustness's corruptions applied to the file, every photo through the serving
 code's ``load_image`` and ``Classifier`` (with its refit last layer and greyscale layer). The variant
-``shipped`` asks ``Classifier.probabilities``, as ``classify`` does, so it must reproduce evaluate's figures.
+``shipped`` asks ``Classifier.answer``, as ``classify`` does, so it must reproduce evaluate's figures.
 Writes ``inference-levers-<split>.json``; ``--record`` adds each variant to the model card's levers table.
 """
 
@@ -66,19 +67,22 @@ VARIANTS: dict[str, Variant] = {
 
 def probabilities(classifier: Classifier, data: bytes, looks: str = "served") -> tuple[npt.NDArray[np.float64], int]:
     """The class probabilities of one photo file and the inferences they took: as ``Classifier.classify``
-    computes them (``served``), from the photo alone (``one``) or averaged with its mirror image whatever the
-    confidence (``two``)."""
+    computes them (``served``: its second look only for an unsure flower), from the photo alone (``one``) or
+    averaged with its mirror image whatever the photo (``two``)."""
     pixels = load_image(
         data, classifier.info.input_size, max_pixels=classifier.max_pixels, max_decode_bytes=classifier.max_decode_bytes
     )
     if looks == "served":
         timings: dict[str, float] = {}
-        probs = classifier.probabilities(pixels, timings=timings)[0]
+        probs = classifier.answer(pixels, timings=timings)[0]
         return probs, 2 if "second_look_ms" in timings else 1
+    if looks not in ("one", "two"):
+        raise ValueError(f"looks must be 'served', 'one' or 'two', not {looks!r}")
     logits = classifier.run(pixels)[0]
-    if looks == "two":
-        logits = (logits + classifier.run(np.ascontiguousarray(pixels[:, ::-1]))[0]) / 2
-    return softmax(logits), 2 if looks == "two" else 1
+    if looks == "one":
+        return softmax(logits), 1
+    mirrored = classifier.run(np.ascontiguousarray(pixels[:, ::-1]))[0]
+    return softmax(((logits + mirrored) / 2).astype(np.float32)), 2
 
 
 @dataclass

@@ -43,7 +43,8 @@ def test_classifies_real_photos(classifier: Classifier, photo: object) -> None:
     assert scores == sorted(scores, reverse=True)
     assert result.predictions[0].score > 0.3
     # The shipped model has the features output, so every photo is also scored for "not a flower".
-    assert set(result.timings_ms) == {"decode_ms", "preprocess_ms", "infer_ms", "flower_score_ms"}
+    # (and a second look for an unsure one: none of these photos is)
+    assert set(result.timings_ms) - {"second_look_ms"} == {"decode_ms", "preprocess_ms", "infer_ms", "flower_score_ms"}
     assert result.flower is not None
     assert result.flower.is_flower
 

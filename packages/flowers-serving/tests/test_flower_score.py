@@ -81,7 +81,8 @@ def test_the_file_is_stored_uncompressed(tmp_path: Path) -> None:
     scorer, _ = _scorer()
     scorer.save(tmp_path / "s.npz")
     shipped = default_model_dir() / SCORER_FILE
-    for path in (tmp_path / "s.npz", *([shipped] if shipped.exists() else [])):
+    assert shipped.exists(), shipped
+    for path in (tmp_path / "s.npz", shipped):
         with zipfile.ZipFile(path) as archive:
             assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}, path
 

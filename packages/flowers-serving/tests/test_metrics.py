@@ -49,6 +49,7 @@ def test_one_line_per_successful_request(capsys: pytest.CaptureFixture[str]) -> 
         "InferenceLatency",
         "Latency",
         "NotFlower",
+        "SecondLook",
         "Images",
     }
     assert line["Requests"] == [1.0]
@@ -57,10 +58,22 @@ def test_one_line_per_successful_request(capsys: pytest.CaptureFixture[str]) -> 
     assert line["InferenceLatency"] == [4.5]
     assert line["Latency"] == [6.1]
     assert line["NotFlower"] == [0.0]
+    assert line["SecondLook"] == [0.0]  # one inference: no second_look_ms
     assert line["Images"] == [1.0]  # a single request is one image
     units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
     assert units["Latency"] == "Milliseconds"
     assert units["Requests"] == "Count"
+
+
+@pytest.mark.usefixtures("emf_on")
+def test_a_second_look_is_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    timings = {"decode_ms": 0.7, "preprocess_ms": 0.4, "infer_ms": 4.5, "second_look_ms": 4.4, "total_ms": 10.5}
+    metrics.record(200, None, timings, True)
+    (line,) = _emf(capsys.readouterr().out)
+    assert line["SecondLook"] == [1.0]
+    metrics.record(502, "upstream_error", {"fetch_ms": 3000.0, "total_ms": 3001.0}, None)
+    request, _ = _emf(capsys.readouterr().out)
+    assert "SecondLook" not in _metric_names(request)  # nothing classified, no sample
 
 
 @pytest.mark.usefixtures("emf_on")

@@ -5,10 +5,10 @@ interpreter and the labels; build it once per process (cold start) and call
 :meth:`Classifier.classify` per request.
 
 A second look: when the model's metadata asks for one (``second_look``), a
-photo whose top probability stays below its threshold is run again as its
-mirror image and the two calibrated logit vectors are averaged. Confident
-photos (most of them) cost one inference; the unsure ones, where a flip
-average changes answers, two.
+flower photo whose top probability stays below its threshold is run again as
+its mirror image and the two calibrated logit vectors are averaged. Confident
+photos (most of them) and photos that are not flowers cost one inference; the
+unsure flowers, where a flip average changes answers, two.
 """
 
 from __future__ import annotations
@@ -251,25 +251,38 @@ class Classifier:
             return self.head.for_pixels(pixels, greyscale=greyscale).logits(features), features
         return _dequantize(self._interpreter.get_tensor(self._output_index)[0], self._output_quant), features
 
-    def probabilities(
+    def answer(
         self,
         pixels: npt.NDArray[np.uint8],
         *,
         greyscale: bool | None = None,
         timings: dict[str, float] | None = None,
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32] | None]:
-        """What :meth:`classify` answers for one model-sized image: class probabilities (after the second look,
-        if the photo needs one) and the features of the image itself (for the scorer). ``timings`` gets
-        ``second_look_ms`` when the second look ran."""
+    ) -> tuple[npt.NDArray[np.float64], FlowerScore | None]:
+        """What :meth:`classify` answers for one model-sized image: the class probabilities and the not-a-flower
+        verdict. The verdict is the photo's own (its features, first look); a second look (the mirror image)
+        follows only for a flower whose top probability stays under the threshold: a photo that is not a
+        flower has no species worth a second inference. ``timings`` gets ``infer_ms``, ``flower_score_ms`` and,
+        when it ran, ``second_look_ms``, each a phase of its own."""
+        times = timings if timings is not None else {}
+        started = time.perf_counter()
+        if greyscale is None:  # asked once, and only of a model with a use for it (a greyscale layer or threshold)
+            greyscale = self._greyscale_matters and is_greyscale(pixels)
         logits, features = self.run(pixels, greyscale=greyscale)
         probs = softmax(logits)
-        if self.second_look_below is None or probs.max() >= self.second_look_below:
-            return probs, features
+        times["infer_ms"] = (time.perf_counter() - started) * 1000
+        flower = None
+        if self.scorer is not None and features is not None:
+            started = time.perf_counter()
+            flower = self.scorer.score(features, greyscale=greyscale)
+            times["flower_score_ms"] = (time.perf_counter() - started) * 1000
+        unsure = self.second_look_below is not None and probs.max() < self.second_look_below
+        if not unsure or (flower is not None and not flower.is_flower):
+            return probs, flower
         started = time.perf_counter()
         mirrored, _ = self.run(np.ascontiguousarray(pixels[:, ::-1]), greyscale=greyscale)
-        if timings is not None:
-            timings["second_look_ms"] = (time.perf_counter() - started) * 1000
-        return softmax(((logits + mirrored) / 2).astype(np.float32)), features
+        probs = softmax(((logits + mirrored) / 2).astype(np.float32))
+        times["second_look_ms"] = (time.perf_counter() - started) * 1000
+        return probs, flower
 
     def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Run the model on one ``(size, size, 3)`` uint8 image; calibrated logits out."""
@@ -287,16 +300,7 @@ class Classifier:
             max_decode_bytes=self.max_decode_bytes,
             timings=timings,
         )
-        started = time.perf_counter()
-        # Asked once, and only of a model that has a use for it: the head's layer and the scorer's threshold.
-        greyscale = self._greyscale_matters and is_greyscale(pixels)
-        probs, features = self.probabilities(pixels, greyscale=greyscale, timings=timings)
-        timings["infer_ms"] = (time.perf_counter() - started) * 1000  # both looks, when there were two
-        flower = None
-        if self.scorer is not None and features is not None:
-            started = time.perf_counter()
-            flower = self.scorer.score(features, greyscale=greyscale)
-            timings["flower_score_ms"] = (time.perf_counter() - started) * 1000
+        probs, flower = self.answer(pixels, timings=timings)
         # Stable sort so ties resolve by class order, not by whatever argpartition did.
         order = np.argsort(-probs, kind="stable")[:top_k]
         predictions = [Prediction(label=self.labels[i], class_id=int(i) + 1, score=float(probs[i])) for i in order]
@@ -307,12 +311,18 @@ def _second_look_below(spec: Any) -> float | None:
     """metadata.json's ``second_look`` -> the top probability under which a photo is looked at again."""
     if spec is None:
         return None
-    if not isinstance(spec, dict) or spec.get("view") != "mirror":
-        raise ValueError(f"metadata.json: second_look must be {{'view': 'mirror', 'below': p}}, got {spec!r}")
-    below = float(spec["below"])
-    if not 0.0 < below <= 1.0:
-        raise ValueError(f"metadata.json: second_look.below must lie in (0, 1], got {below}")
-    return below
+    below = spec.get("below") if isinstance(spec, dict) else None
+    if (
+        not isinstance(spec, dict)
+        or spec.get("view") != "mirror"
+        or isinstance(below, bool)
+        or not isinstance(below, int | float)
+        or not 0.0 < below <= 1.0
+    ):
+        raise ValueError(
+            f"metadata.json: second_look must be {{'view': 'mirror', 'below': a number in (0, 1]}}, got {spec!r}"
+        )
+    return float(below)
 
 
 def _dequantize(raw: npt.NDArray[Any], quantization: tuple[float, int]) -> npt.NDArray[np.float32]:

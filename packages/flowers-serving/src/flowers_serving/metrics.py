@@ -123,6 +123,8 @@ def _emit(
                 _latency(metrics, key, image.timings)
         if image.is_flower is not None:
             metrics.add_metric(name="NotFlower", unit=count, value=int(not image.is_flower))
+        if "infer_ms" in image.timings:  # a classified image: did it take the second look (a second inference)?
+            metrics.add_metric(name="SecondLook", unit=count, value=int("second_look_ms" in image.timings))
         if image.error_code:
             errors[image.error_code if _CODE.fullmatch(image.error_code) else "other"] += 1
     metrics.flush_metrics()
