@@ -75,8 +75,7 @@ def machine() -> dict[str, Any]:
 
 
 def describe_machine(m: dict[str, Any]) -> str:
-    instructions = ", ".join(m.get("int8_instructions") or []) or "none of " + ", ".join(INT8_INSTRUCTIONS)
-    return f"{m['platform']}, {m.get('cpu', '?')} ({instructions}), {m['cores']} cores, Python {m['python']}"
+    return f"{m['platform']}, {_machine_key(m)}, Python {m['python']}"
 
 
 def _machine_key(m: dict[str, Any]) -> str:

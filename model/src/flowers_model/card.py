@@ -542,11 +542,9 @@ def _second_look_section(second_look: dict[str, Any] | None, levers: dict[str, A
     ]
     for name in conditions:
         pairs = served.get("vs_one_look", {}).get(name, {})
+        flip_top1 = f"{top1(flip, name):.2%}" if flip else "–"
         lines.append(
-            f"| {name} | {top1(one, name):.2%} | {top1(flip, name):.2%} | {top1(served, name):.2%} | "
-            f"{served['second_looks'][name]:.1%} | {pairs.get('fixed', 0)} / {pairs.get('broken', 0)} |"
-            if flip
-            else f"| {name} | {top1(one, name):.2%} | – | {top1(served, name):.2%} | "
+            f"| {name} | {top1(one, name):.2%} | {flip_top1} | {top1(served, name):.2%} | "
             f"{served['second_looks'][name]:.1%} | {pairs.get('fixed', 0)} / {pairs.get('broken', 0)} |"
         )
     fixed = sum(p["fixed"] for p in served.get("vs_one_look", {}).values())

@@ -81,8 +81,7 @@ def probabilities(classifier: Classifier, data: bytes, looks: str = "served") ->
     logits = classifier.run(pixels)[0]
     if looks == "one":
         return softmax(logits), 1
-    mirrored = classifier.run(np.ascontiguousarray(pixels[:, ::-1]))[0]
-    return softmax(((logits + mirrored) / 2).astype(np.float32)), 2
+    return softmax(classifier.with_mirror(pixels, logits)), 2
 
 
 @dataclass

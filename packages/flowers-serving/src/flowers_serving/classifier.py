@@ -279,10 +279,17 @@ class Classifier:
         if not unsure or (flower is not None and not flower.is_flower):
             return probs, flower
         started = time.perf_counter()
-        mirrored, _ = self.run(np.ascontiguousarray(pixels[:, ::-1]), greyscale=greyscale)
-        probs = softmax(((logits + mirrored) / 2).astype(np.float32))
+        probs = softmax(self.with_mirror(pixels, logits, greyscale=greyscale))
         times["second_look_ms"] = (time.perf_counter() - started) * 1000
         return probs, flower
+
+    def with_mirror(
+        self, pixels: npt.NDArray[np.uint8], logits: npt.NDArray[np.float32], *, greyscale: bool | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The second look: ``logits`` (of ``pixels``) averaged with those of the mirror image."""
+        mirrored, _ = self.run(np.ascontiguousarray(pixels[:, ::-1]), greyscale=greyscale)
+        result: npt.NDArray[np.float32] = ((logits + mirrored) / 2).astype(np.float32)
+        return result
 
     def logits(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Run the model on one ``(size, size, 3)`` uint8 image; calibrated logits out."""
