@@ -455,7 +455,7 @@ def evaluate(session: nox.Session) -> None:
 
 @nox.session(python=_python_for(TORCH, LITERT), venv_backend="virtualenv")
 def train(session: nox.Session) -> None:
-    """Fine-tune the classifier (the shipped run took 46 min on 2 cores). Overrides after --, e.g. -- epochs=3."""
+    """Fine-tune the classifier (the shipped run took 63 min on 2 cores). Overrides after --, e.g. -- epochs=3."""
     data = _data_or_exit(session, "data_dir")
     _skip_without_wheels(session, TORCH, LITERT)
     _install_torch(session)

@@ -118,6 +118,10 @@ def test_export_then_evaluate_through_the_serving_path(
     # ... and a greyscale threshold, recorded beside it.
     assert classifier.scorer.greyscale_threshold is not None
     assert round(classifier.scorer.greyscale_threshold, 4) == metadata["flower_score"]["greyscale_threshold_similarity"]
+    # ... on a bank of the training photos in greyscale, one row each.
+    assert classifier.scorer.greyscale_bank is not None
+    assert classifier.scorer.greyscale_bank.shape == classifier.scorer.bank.shape
+    assert metadata["flower_score"]["greyscale_bank_images"] == 8
     # ... and refits the last layer on its own int8 features (8 training photos x (4 views x colour/greyscale + 4)).
     assert classifier.head is not None
     assert metadata["head"]["train_rows"] == 8 * (4 * 2 + 4)

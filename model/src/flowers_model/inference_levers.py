@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": round(time.perf_counter() - started, 1),
         }
         print(json.dumps({"variant": name, **{k: v for k, v in results[name].items() if k != "change"}}), flush=True)
-        if args.record and name not in ("shipped", "one-look"):  # 2.3.0 and 2.2.0 have their own rows
+        # The shipped model has its own row; one look is in the card's second-look section.
+        if args.record and name not in ("shipped", "one-look"):
             record(
                 f"{m.report['model_version']} + {variant.name}", variant.change, m.report, m.corruptions, args.levers
             )

@@ -116,3 +116,69 @@ def test_greyscale_inputs_meet_the_greyscale_threshold(tmp_path: Path) -> None:
     old = FlowerScorer.load(tmp_path / "old.npz")
     assert old.greyscale_threshold is None
     assert old.score(query, greyscale=True).is_flower is False
+
+
+def _with_greyscale_bank(scorer: FlowerScorer, rows: np.ndarray) -> FlowerScorer:
+    bank, scales = FlowerScorer.quantize_bank(scorer.embed(rows))
+    return FlowerScorer(
+        mean=scorer.mean,
+        projection=scorer.projection,
+        bank=scorer.bank,
+        bank_scales=scorer.bank_scales,
+        feature_size=scorer.feature_size,
+        k=scorer.k,
+        threshold=scorer.threshold,
+        slope=scorer.slope,
+        greyscale_threshold=0.6,
+        greyscale_bank=bank,
+        greyscale_bank_scales=scales,
+    )
+
+
+def test_greyscale_inputs_are_compared_with_the_greyscale_bank(tmp_path: Path) -> None:
+    """A photo without colour is near the training photos in greyscale, not near the colour ones: its own bank."""
+    scorer, train = _scorer(k=1, threshold=0.6)
+    greyscale_train = np.random.default_rng(11).normal(size=(30, 16)).astype(np.float32)  # another place entirely
+    scorer = _with_greyscale_bank(scorer, greyscale_train)
+    query = greyscale_train[:1]
+    assert scorer.similarities(query)[0] < 0.6 < scorer.similarities(query, greyscale=True)[0]
+    assert (scorer.score(query).is_flower, scorer.score(query, greyscale=True).is_flower) == (False, True)
+    # A colour training photo, sent without colour, is compared with the greyscale bank: far from it.
+    assert scorer.score(train[:1]).is_flower
+    assert not scorer.score(train[:1], greyscale=True).is_flower
+    scorer.save(tmp_path / "s.npz")
+    loaded = FlowerScorer.load(tmp_path / "s.npz")
+    assert loaded.greyscale_bank is not None
+    np.testing.assert_array_equal(
+        loaded.similarities(greyscale_train[:3], greyscale=True),
+        scorer.similarities(greyscale_train[:3], greyscale=True),
+    )
+    with zipfile.ZipFile(tmp_path / "s.npz") as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_an_inconsistent_greyscale_bank_is_refused() -> None:
+    scorer, _ = _scorer()
+    common: dict[str, Any] = {
+        "mean": None,
+        "projection": None,
+        "feature_size": 16,
+        "threshold": 0.0,
+        "slope": 1.0,
+        "bank": scorer.bank,
+        "bank_scales": scorer.bank_scales,
+        "k": 2,
+    }
+    with pytest.raises(ValueError, match="inconsistent greyscale bank"):
+        FlowerScorer(greyscale_bank=scorer.bank[:, :4], greyscale_bank_scales=scorer.bank_scales, **common)
+    with pytest.raises(ValueError, match="inconsistent greyscale bank"):
+        FlowerScorer(greyscale_bank=scorer.bank, greyscale_bank_scales=None, **common)
+    with pytest.raises(ValueError, match="inconsistent greyscale bank"):
+        FlowerScorer(greyscale_bank=scorer.bank[:1], greyscale_bank_scales=scorer.bank_scales[:1], **common)
+
+
+def test_the_shipped_scorer_has_a_greyscale_bank_as_large_as_the_colour_one() -> None:
+    scorer = FlowerScorer.load(default_model_dir() / SCORER_FILE)
+    assert scorer.greyscale_bank is not None
+    assert scorer.greyscale_threshold is not None
+    assert scorer.greyscale_bank.shape == scorer.bank.shape

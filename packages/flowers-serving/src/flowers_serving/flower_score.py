@@ -26,7 +26,13 @@ Greyscale photos lie further from the (colour) training photos: at the colour
 threshold only 94% of greyscale validation flowers were accepted. The file may
 hold a second threshold, chosen the same way on validation flowers in greyscale,
 which the core applies to inputs without colour (``flowers_serving.head.is_greyscale``);
-``flower_score`` is then 0.5 exactly at that threshold.
+``flower_score`` is then 0.5 exactly at that threshold. It may also hold a second
+bank, the training photos in greyscale, which such inputs are compared with
+instead: a lower threshold on the colour bank let through greyscale non-flowers
+(scans, microscopy, textures) that lie as close to colour flowers as greyscale
+flowers do, while greyscale flowers lie much closer to greyscale flowers than
+they do. That bank is cast to float on the first greyscale photo, not at the
+cold start.
 """
 
 from __future__ import annotations
@@ -74,8 +80,26 @@ class FlowerScorer:
         threshold: float,
         slope: float,
         greyscale_threshold: float | None = None,
+        greyscale_bank: npt.NDArray[np.int8] | None = None,
+        greyscale_bank_scales: npt.NDArray[np.float32] | None = None,
     ) -> None:
         width = projection.shape[1] if projection is not None else feature_size
+        if (greyscale_bank is None) != (greyscale_bank_scales is None) or (
+            greyscale_bank is not None
+            and greyscale_bank_scales is not None
+            and (
+                greyscale_bank.ndim != 2
+                or greyscale_bank.shape[1] != width
+                or greyscale_bank_scales.shape != (greyscale_bank.shape[0],)
+                or not 1 <= k <= greyscale_bank.shape[0]
+            )
+        ):
+            raise ValueError(
+                "inconsistent greyscale bank: "
+                f"{None if greyscale_bank is None else greyscale_bank.shape} rows, "
+                f"{None if greyscale_bank_scales is None else greyscale_bank_scales.shape} scales, "
+                f"width {width}, k={k}"
+            )
         if (
             bank.ndim != 2
             or bank.shape[1] != width
@@ -102,6 +126,11 @@ class FlowerScorer:
         self.threshold = float(threshold)
         self.slope = float(slope)
         self.greyscale_threshold = None if greyscale_threshold is None else float(greyscale_threshold)
+        self.greyscale_bank = None if greyscale_bank is None else greyscale_bank.astype(np.int8, copy=False)
+        self.greyscale_bank_scales = (
+            None if greyscale_bank_scales is None else greyscale_bank_scales.astype(np.float32, copy=False)
+        )
+        self._greyscale_float: npt.NDArray[np.float32] | None = None  # cast when first needed
 
     @staticmethod
     def quantize_bank(unit: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
@@ -118,6 +147,7 @@ class FlowerScorer:
     def load(cls, path: Path) -> FlowerScorer:
         with np.load(path) as stats:
             grey = float(stats["greyscale_threshold"]) if "greyscale_threshold" in stats.files else None
+            has_grey_bank = "greyscale_bank" in stats.files
             return cls(
                 mean=stats["mean"] if "mean" in stats.files else None,
                 projection=stats["projection"] if "projection" in stats.files else None,
@@ -128,6 +158,8 @@ class FlowerScorer:
                 threshold=float(stats["threshold"]),
                 slope=float(stats["slope"]),
                 greyscale_threshold=grey,
+                greyscale_bank=stats["greyscale_bank"] if has_grey_bank else None,
+                greyscale_bank_scales=stats["greyscale_bank_scales"] if has_grey_bank else None,
             )
 
     def save(self, path: Path) -> None:
@@ -141,6 +173,9 @@ class FlowerScorer:
         }
         if self.greyscale_threshold is not None:
             arrays["greyscale_threshold"] = np.float64(self.greyscale_threshold)
+        if self.greyscale_bank is not None and self.greyscale_bank_scales is not None:
+            arrays["greyscale_bank"] = self.greyscale_bank
+            arrays["greyscale_bank_scales"] = self.greyscale_bank_scales
         if self.mean is not None:
             arrays["mean"] = self.mean
         if self.projection is not None:
@@ -158,9 +193,20 @@ class FlowerScorer:
             rows = (rows @ self.projection).astype(np.float32)
         return unit_rows(rows)
 
-    def similarities(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Rows of features ``(n, d)`` -> the cosine similarity of each to its k-th nearest training photo."""
-        similarity = self.embed(features) @ self._bank.T  # (n, bank size)
+    def _bank_for(self, *, greyscale: bool) -> npt.NDArray[np.float32]:
+        if not greyscale or self.greyscale_bank is None or self.greyscale_bank_scales is None:
+            return self._bank
+        if self._greyscale_float is None:
+            # Two threads may both cast it once; each gets the same array.
+            self._greyscale_float = np.multiply(
+                self.greyscale_bank, self.greyscale_bank_scales[:, None], dtype=np.float32
+            )
+        return self._greyscale_float
+
+    def similarities(self, features: npt.NDArray[np.float32], *, greyscale: bool = False) -> npt.NDArray[np.float32]:
+        """Rows of features ``(n, d)`` -> the cosine similarity of each to its k-th nearest training photo
+        (in greyscale, for inputs without colour, when the file has that bank)."""
+        similarity = self.embed(features) @ self._bank_for(greyscale=greyscale).T  # (n, bank size)
         kth = np.partition(similarity, -self.k, axis=1)[:, -self.k]
         result: npt.NDArray[np.float32] = kth.astype(np.float32)
         return result
@@ -178,7 +224,7 @@ class FlowerScorer:
 
     def score(self, features: npt.NDArray[np.float32], *, greyscale: bool = False) -> FlowerScore:
         """``greyscale``: the input has no colour (the core tells), so the greyscale threshold applies."""
-        similarity = float(self.similarities(features)[0])
+        similarity = float(self.similarities(features, greyscale=greyscale)[0])
         return FlowerScore(
             is_flower=similarity >= self.threshold_for(greyscale=greyscale),
             flower_score=self.score_of(similarity, greyscale=greyscale),
