@@ -123,6 +123,12 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
     assert "| as they are | 93.00% | 94.50% |" in text
     assert "| rotated 90° | 90.00% | 91.00% |" in text
     assert "(T = 0.900 for its greyscale layer)" in text
+    assert "   # stage 2" in text
+    # A model trained in one stage: one train line, not numbered.
+    (artifacts / "metadata.json").write_text(json.dumps({**meta, "earlier_stages": []}))
+    single = card.render(artifacts, reports)
+    assert single.count("nox -s train -- ") == 1
+    assert "# stage" not in single
 
 
 def test_speed_ratio_comes_from_one_bench_run() -> None:

@@ -271,7 +271,7 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
         "nox -s prepare -- --out data/oxford102            # only if you do not have the data set",
         "nox -s tune                                         # the sweep table (cached features)",
         *[
-            _train_command(stage["train_config"]) + f"   # stage {number}"
+            _train_command(stage["train_config"]) + (f"   # stage {number}" if meta.get("earlier_stages") else "")
             for number, stage in enumerate([*meta.get("earlier_stages", []), meta], start=1)
         ],
         "# (add --resume to continue a stopped run from its last.pt)",

@@ -223,7 +223,7 @@ class FlowerScorer:
         return float(0.5 * (1 + np.tanh(0.5 * self.slope * (similarity - threshold))))
 
     def score(self, features: npt.NDArray[np.float32], *, greyscale: bool = False) -> FlowerScore:
-        """``greyscale``: the input has no colour (the core tells), so the greyscale threshold applies."""
+        """``greyscale``: the input has no colour (the core tells), so the greyscale bank and threshold apply."""
         similarity = float(self.similarities(features, greyscale=greyscale)[0])
         return FlowerScore(
             is_flower=similarity >= self.threshold_for(greyscale=greyscale),
