@@ -106,17 +106,7 @@ def calibrated(scorer: FlowerScorer, val_features: Array, accept: float) -> tupl
     threshold = threshold_for(similarities, accept)
     median = float(np.median(similarities))
     slope = math.log(_MEDIAN_SCORE / (1 - _MEDIAN_SCORE)) / max(median - threshold, 1e-6)
-    fitted = FlowerScorer(
-        mean=scorer.mean,
-        projection=scorer.projection,
-        bank=scorer.bank,
-        bank_scales=scorer.bank_scales,
-        feature_size=scorer.feature_size,
-        k=scorer.k,
-        threshold=threshold,
-        slope=slope,
-    )
-    return fitted, similarities
+    return scorer.replace(threshold=threshold, slope=slope), similarities
 
 
 def fit_scorer(
@@ -144,18 +134,7 @@ def fit_scorer(
     grey_val = greyscale_features(classifier, validation)
     grey_at_colour_bank = scorer.similarities(grey_val).astype(np.float64)
     grey_bank, grey_scales = FlowerScorer.quantize_bank(scorer.embed(greyscale_features(classifier, train)))
-    scorer = FlowerScorer(
-        mean=scorer.mean,
-        projection=scorer.projection,
-        bank=scorer.bank,
-        bank_scales=scorer.bank_scales,
-        feature_size=scorer.feature_size,
-        k=scorer.k,
-        threshold=scorer.threshold,
-        slope=scorer.slope,
-        greyscale_bank=grey_bank,
-        greyscale_bank_scales=grey_scales,
-    )
+    scorer = scorer.replace(greyscale_bank=grey_bank, greyscale_bank_scales=grey_scales)
     grey = scorer.similarities(grey_val, greyscale=True).astype(np.float64)
     scorer.greyscale_threshold = threshold_for(grey, accept)
     summary = {

@@ -120,19 +120,7 @@ def test_greyscale_inputs_meet_the_greyscale_threshold(tmp_path: Path) -> None:
 
 def _with_greyscale_bank(scorer: FlowerScorer, rows: np.ndarray) -> FlowerScorer:
     bank, scales = FlowerScorer.quantize_bank(scorer.embed(rows))
-    return FlowerScorer(
-        mean=scorer.mean,
-        projection=scorer.projection,
-        bank=scorer.bank,
-        bank_scales=scorer.bank_scales,
-        feature_size=scorer.feature_size,
-        k=scorer.k,
-        threshold=scorer.threshold,
-        slope=scorer.slope,
-        greyscale_threshold=0.6,
-        greyscale_bank=bank,
-        greyscale_bank_scales=scales,
-    )
+    return scorer.replace(greyscale_threshold=0.6, greyscale_bank=bank, greyscale_bank_scales=scales)
 
 
 def test_greyscale_inputs_are_compared_with_the_greyscale_bank(tmp_path: Path) -> None:
@@ -182,3 +170,12 @@ def test_the_shipped_scorer_has_a_greyscale_bank_as_large_as_the_colour_one() ->
     assert scorer.greyscale_bank is not None
     assert scorer.greyscale_threshold is not None
     assert scorer.greyscale_bank.shape == scorer.bank.shape
+
+
+def test_replace_changes_only_what_it_is_given() -> None:
+    scorer, train = _scorer(threshold=0.5)
+    moved = scorer.replace(threshold=0.7, slope=3.0)
+    assert (moved.threshold, moved.slope, moved.k, scorer.threshold) == (0.7, 3.0, scorer.k, 0.5)
+    np.testing.assert_array_equal(moved.similarities(train[:3]), scorer.similarities(train[:3]))
+    with pytest.raises(TypeError, match="no thresold"):
+        scorer.replace(thresold=0.7)

@@ -132,6 +132,26 @@ class FlowerScorer:
         )
         self._greyscale_float: npt.NDArray[np.float32] | None = None  # cast when first needed
 
+    def replace(self, **changes: Any) -> FlowerScorer:
+        """A copy with some of the constructor's arguments changed (e.g. a threshold, or a greyscale bank)."""
+        arguments: dict[str, Any] = {
+            "mean": self.mean,
+            "projection": self.projection,
+            "bank": self.bank,
+            "bank_scales": self.bank_scales,
+            "feature_size": self._feature_size,
+            "k": self.k,
+            "threshold": self.threshold,
+            "slope": self.slope,
+            "greyscale_threshold": self.greyscale_threshold,
+            "greyscale_bank": self.greyscale_bank,
+            "greyscale_bank_scales": self.greyscale_bank_scales,
+        }
+        unknown = set(changes) - set(arguments)
+        if unknown:
+            raise TypeError(f"FlowerScorer has no {', '.join(sorted(unknown))}")
+        return FlowerScorer(**(arguments | changes))
+
     @staticmethod
     def quantize_bank(unit: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
         """Rows of unit vectors -> int8 rows and one float32 scale per row."""
