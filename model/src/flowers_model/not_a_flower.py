@@ -213,7 +213,8 @@ def shipped(model_dir: Path, data_dir: Path, nonflower_dir: Path) -> dict[str, A
     scorer = classifier.scorer
 
     def decisions(paths: list[Path], greyscale: bool = False) -> tuple[Array, npt.NDArray[np.bool_], Array]:
-        """flower_score and is_flower as served, and the similarity to the colour bank (one bank for all)."""
+        """flower_score and is_flower as served; for the greyscale pass also the similarity to the colour bank
+        (what one bank for all would have measured: a second inference, so only where it is reported)."""
         scores, flags, colour_similarities = [], [], []
         for path in paths:
             data = corrupt_bytes(path.read_bytes(), "clean", greyscale=True) if greyscale else path.read_bytes()
@@ -221,9 +222,10 @@ def shipped(model_dir: Path, data_dir: Path, nonflower_dir: Path) -> dict[str, A
             assert result.flower is not None
             scores.append(result.flower.flower_score)
             flags.append(result.flower.is_flower)
-            _, features = classifier.run(load_image(data, classifier.info.input_size))
-            assert features is not None
-            colour_similarities.append(float(scorer.similarities(features)[0]))
+            if greyscale:
+                _, features = classifier.run(load_image(data, classifier.info.input_size))
+                assert features is not None
+                colour_similarities.append(float(scorer.similarities(features)[0]))
         return np.asarray(scores), np.asarray(flags), np.asarray(colour_similarities)
 
     pos_scores, pos_flags, _ = decisions([e.path for e in validation])

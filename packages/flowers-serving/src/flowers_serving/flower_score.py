@@ -65,6 +65,17 @@ def unit_rows(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return result
 
 
+def _bank_fits(bank: npt.NDArray[np.int8], scales: npt.NDArray[np.float32], width: int) -> bool:
+    """A bank is rows of ``width`` int8 values with one scale per row."""
+    return bank.ndim == 2 and bank.shape[1] == width and scales.shape == (bank.shape[0],)
+
+
+def _float_bank(bank: npt.NDArray[np.int8], scales: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The bank as float32 rows, cast and scaled in one pass (one array of tens of MB, not two)."""
+    result: npt.NDArray[np.float32] = np.multiply(bank, scales[:, None], dtype=np.float32)
+    return result
+
+
 class FlowerScorer:
     """Statistics loaded once; :meth:`score` costs one small matrix-vector product per photo."""
 
@@ -87,12 +98,7 @@ class FlowerScorer:
         if (greyscale_bank is None) != (greyscale_bank_scales is None) or (
             greyscale_bank is not None
             and greyscale_bank_scales is not None
-            and (
-                greyscale_bank.ndim != 2
-                or greyscale_bank.shape[1] != width
-                or greyscale_bank_scales.shape != (greyscale_bank.shape[0],)
-                or not 1 <= k <= greyscale_bank.shape[0]
-            )
+            and (not _bank_fits(greyscale_bank, greyscale_bank_scales, width) or not 1 <= k <= greyscale_bank.shape[0])
         ):
             raise ValueError(
                 "inconsistent greyscale bank: "
@@ -101,9 +107,7 @@ class FlowerScorer:
                 f"width {width}, k={k}"
             )
         if (
-            bank.ndim != 2
-            or bank.shape[1] != width
-            or bank_scales.shape != (bank.shape[0],)
+            not _bank_fits(bank, bank_scales, width)
             or (projection is not None and projection.shape[0] != feature_size)
             or (mean is not None and mean.shape != (feature_size,))
         ):
@@ -121,7 +125,7 @@ class FlowerScorer:
         self._feature_size = int(feature_size)
         # Held as float32 once, so that scoring is a single BLAS product (tens of MB for the full bank).
         # Cast and scaled in one pass: one 33 MB array, not two (its time is part of the cold start).
-        self._bank = np.multiply(self.bank, self.bank_scales[:, None], dtype=np.float32)
+        self._bank = _float_bank(self.bank, self.bank_scales)
         self.k = int(k)
         self.threshold = float(threshold)
         self.slope = float(slope)
@@ -218,9 +222,7 @@ class FlowerScorer:
             return self._bank
         if self._greyscale_float is None:
             # Two threads may both cast it once; each gets the same array.
-            self._greyscale_float = np.multiply(
-                self.greyscale_bank, self.greyscale_bank_scales[:, None], dtype=np.float32
-            )
+            self._greyscale_float = _float_bank(self.greyscale_bank, self.greyscale_bank_scales)
         return self._greyscale_float
 
     def similarities(self, features: npt.NDArray[np.float32], *, greyscale: bool = False) -> npt.NDArray[np.float32]:
