@@ -464,6 +464,16 @@ def train(session: nox.Session) -> None:
 
 
 @nox.session(python=_python_for(TORCH, LITERT), venv_backend="virtualenv")
+def soup(session: nox.Session) -> None:
+    """Average the weights of two or more runs: -- model/runs/a/best.pt model/runs/b/best.pt --out model/runs/soup."""
+    data = _data_or_exit(session, "--data")
+    _skip_without_wheels(session, TORCH, LITERT)
+    _install_torch(session)
+    session.run_install("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
+    session.run("python", "-m", "flowers_model.soup", "--data", str(data), *session.posargs)
+
+
+@nox.session(python=_python_for(TORCH, LITERT), venv_backend="virtualenv")
 def tune(session: nox.Session) -> None:
     """Sweep learning rate, dropout, head size and augmentation on cached features; writes the table."""
     data = _data_or_exit(session, "--data")

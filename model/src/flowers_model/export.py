@@ -33,6 +33,7 @@ from flowers_model.net import NHWCExport, build_model
 from flowers_model.not_a_flower import fit_scorer
 from flowers_model.paths import portable_paths
 from flowers_model.refit_head import DEFAULT_CACHE, refit_head
+from flowers_model.train import read_history
 from flowers_serving.classifier import LABELS_FILE, METADATA_FILE, MODEL_FILE, Classifier
 from flowers_serving.flower_score import SCORER_FILE
 from flowers_serving.head import HEAD_FILE
@@ -122,13 +123,6 @@ def describe_io(model_path: Path) -> dict[str, Any]:
     }
 
 
-def _history(run_dir: Path) -> list[dict[str, float]]:
-    """The per-epoch log train.py wrote beside the checkpoint (empty if it is not there)."""
-    path = run_dir / "history.json"
-    history: list[dict[str, float]] = json.loads(path.read_text()) if path.exists() else []
-    return history
-
-
 def _earlier_stages(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """The configs and logs of the runs this one started from (``init_from``), oldest first."""
     stages: list[dict[str, Any]] = []
@@ -142,11 +136,22 @@ def _earlier_stages(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "train_config": portable_paths(earlier["config"], ("data_dir", "out_dir", "init_from")),
                 "best_epoch": earlier["epoch"] + 1,
-                "training_history": _history(Path(source).parent),
+                "training_history": read_history(Path(source).parent),
             },
         )
         source = earlier["config"].get("init_from") or ""
     return stages
+
+
+def _soup(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of a soup's ingredients (nothing for a single run's checkpoint)."""
+    if "soup" not in checkpoint:
+        return {}
+    ingredients = [
+        {**run, "train_config": portable_paths(run["train_config"], ("data_dir", "out_dir", "init_from"))}
+        for run in checkpoint["soup"]
+    ]
+    return {"soup": ingredients, "soup_summary": checkpoint["soup_summary"]}
 
 
 def export(
@@ -191,8 +196,10 @@ def export(
         "quantization": quantization,
         "best_epoch": checkpoint["epoch"] + 1,
         "train_config": portable_paths(cfg, ("data_dir", "out_dir", "init_from")),  # no paths of this machine
-        "training_history": _history(checkpoint_path.parent),
+        "training_history": read_history(checkpoint_path.parent),
         "earlier_stages": _earlier_stages(cfg),  # progressive unfreezing: the runs this one started from
+        # A weight average of several runs (flowers_model.soup): each run's recipe, and what each measured.
+        **_soup(checkpoint),
         "export_seconds": round(time.time() - started, 1),
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

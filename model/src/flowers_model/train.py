@@ -28,7 +28,7 @@ from flowers_model.data import data_dir_or_exit, load_class_names, load_split
 from flowers_model.dataset import Corruptions, ImageDataset
 from flowers_model.net import FlowerNet, build_model
 
-__all__ = ["calibrate_temperature", "main", "predict_logits", "train"]
+__all__ = ["calibrate_temperature", "main", "predict_logits", "read_history", "train"]
 
 
 def seed_everything(seed: int) -> None:
@@ -45,6 +45,13 @@ def predict_logits(net: FlowerNet, loader: DataLoader[Any], desc: str = "eval") 
         logits.append(net(pixels))
         labels.append(y)
     return torch.cat(logits), torch.cat(labels)
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """The per-epoch log :func:`train` writes beside its checkpoints (empty if it is not there)."""
+    path = run_dir / "history.json"
+    history: list[dict[str, float]] = json.loads(path.read_text()) if path.exists() else []
+    return history
 
 
 def calibrate_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
