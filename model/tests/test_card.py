@@ -131,6 +131,75 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
     assert "# stage" not in single
 
 
+def test_card_of_a_soup_shows_each_run_and_the_average(tmp_path: Path) -> None:
+    artifacts, reports = tmp_path / "artifacts", tmp_path / "reports"
+    artifacts.mkdir()
+    reports.mkdir()
+    (artifacts / "flowers.tflite").write_bytes(b"\0" * 1000)
+    base = {
+        "backbone": "efficientnet-lite0",
+        "image_size": 224,
+        "freeze_blocks": 3,
+        "lr": 0.001,
+        "backbone_lr_scale": 0.3,
+        "weight_decay": 0.05,
+        "warmup_epochs": 0.5,
+        "batch_size": 32,
+        "label_smoothing": 0.1,
+        "dropout": 0.2,
+        "drop_connect": 0.2,
+        "crop_scale_min": 0.3,
+        "color_jitter": 0.3,
+        "threads": 2,
+        "init_from": "",
+        "data_dir": "oxford102",
+    }
+    row = {"epoch": 1, "train_loss": 1.0, "train_top1": 0.9, "val_loss": 0.3, "val_top1": 0.98, "seconds": 600}
+    runs = [
+        {"train_config": {**base, "epochs": 10, "seed": 42, "out_dir": "model/runs/v3"}, "best_epoch": 10},
+        {"train_config": {**base, "epochs": 16, "seed": 43, "out_dir": "model/runs/v4"}, "best_epoch": 15},
+    ]
+    for run in runs:
+        run["training_history"] = [row]
+    measured = {"top1": 0.985, "top5": 0.998, "nll": 0.2}
+    meta = {
+        "name": "flowers",
+        "version": "2.5.0",
+        "quantization": "static",
+        "input": {"shape": [1, 224, 224, 3], "layout": "NHWC", "dtype": "int8"},
+        "output": {"dtype": "float32"},
+        "temperature": 0.5,
+        "best_epoch": 16,
+        "train_config": {**base, "epochs": 10, "seed": 42, "out_dir": "model/runs/soup"},
+        "training_history": [],
+        "earlier_stages": [],
+        "soup": runs,
+        "soup_summary": {
+            "ingredients": [{"checkpoint": "v3/best.pt", **measured}, {"checkpoint": "v4/best.pt", **measured}],
+            "soup_averaged_batchnorm": measured,
+            "soup_remeasured_batchnorm": {"top1": 0.99, "top5": 0.999, "nll": 0.19, "training_photos": 2048},
+            "batchnorm": "remeasured",
+            "temperature": 0.51,
+        },
+    }
+    (artifacts / "metadata.json").write_text(json.dumps(meta))
+    text = card.render(artifacts, reports)
+    assert "average of 2 runs'" in text
+    assert "measured again on 2,048 training photos" in text
+    assert "| **average, BatchNorm statistics measured again** (shipped) | 99.00% | 99.90% | 0.190 |" in text
+    assert "| run model/runs/v4: seed 43, 16 epochs, best epoch 15 | 98.50% | 99.80% | 0.200 |" in text
+    assert "10 and 16 epochs (one run each)" in text
+    assert "Seeds 42, 43" in text
+    assert "Training took **20 minutes**" in text  # both runs' logs
+    trains = [line for line in text.splitlines() if line.startswith("nox -s train -- ")]
+    assert len(trains) == 2
+    assert "epochs=10" in trains[0]
+    assert "seed=43" in trains[1]
+    assert trains[1].endswith("   # run 2")
+    assert "nox -s soup -- model/runs/v3/best.pt model/runs/v4/best.pt --out model/runs/soup" in text
+    assert "nox -s export -- --checkpoint model/runs/soup/best.pt" in text
+
+
 def test_speed_ratio_comes_from_one_bench_run() -> None:
     def row(p50: float, size: float) -> dict[str, object]:
         return {"p50": {"median": p50}, "size_mb": size}

@@ -33,7 +33,7 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
     train_minutes = (
         sum(
             row["seconds"]
-            for stage in [*meta.get("earlier_stages", []), meta]
+            for stage in [*meta.get("earlier_stages", []), *meta.get("soup", []), meta]
             for row in stage.get("training_history", [])
         )
         / 60
@@ -113,6 +113,7 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
         "## Training recipe",
         "",
         *_stages_text(meta),
+        *_soup_text(meta),
         f"- Backbone {cfg['backbone']} at {cfg['image_size']} px; stem and the first {cfg['freeze_blocks']} of 16 "
         "MBConv blocks frozen (their BatchNorm statistics too): they hold generic edge/texture filters and cost "
         "most of the CPU time (a step of batch 32 on 2 cores: 3.0 s with nothing frozen, 1.75 s with 3 blocks "
@@ -120,7 +121,7 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
         "kept (they are what the ImageNet weights were trained with, and what quantises well).",
         f"- AdamW, peak learning rate {cfg['lr']:g} for the head and {cfg['lr'] * cfg['backbone_lr_scale']:g} for "
         f"the trainable blocks, weight decay {cfg['weight_decay']:g}, {cfg['warmup_epochs']:g} epoch linear "
-        f"warm-up then cosine decay, {cfg['epochs']} epochs, batch {cfg['batch_size']}.",
+        f"warm-up then cosine decay, {_epochs_text(meta)}, batch {cfg['batch_size']}.",
         f"- Label smoothing {cfg['label_smoothing']:g}, dropout {cfg['dropout']:g} before the classifier, "
         f"stochastic depth {cfg['drop_connect']:g}.",
         f"- Augmentation: random resized crop (area {cfg['crop_scale_min']:g}–1, aspect 3/4–4/3), horizontal "
@@ -146,14 +147,22 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
             if 0 < len(history) < cfg["epochs"]
             else []
         ),
-        f"- Seed {cfg['seed']}; the config is saved in every checkpoint. Best epoch: {meta['best_epoch']}. "
-        f"Training took **{train_minutes:.0f} minutes** on 2 CPU cores ({cfg['threads']} threads), "
+        (
+            f"- Seeds {', '.join(str(run['train_config']['seed']) for run in meta['soup'])}; the config is saved in "
+            f"every checkpoint. Best epochs: {', '.join(str(run['best_epoch']) for run in meta['soup'])}. "
+            if meta.get("soup")
+            else f"- Seed {cfg['seed']}; the config is saved in every checkpoint. Best epoch: {meta['best_epoch']}. "
+        )
+        + f"Training took **{train_minutes:.0f} minutes** on 2 CPU cores ({cfg['threads']} threads), "
         "as the training loop measured it (wall clock, on a machine that was also running other work).",
         "",
-        "| epoch | train loss | train top-1 | validation loss | validation top-1 | minutes |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    lines += _history_rows(history)
+    if history:  # a soup's runs have their logs above; the soup itself was not trained
+        lines += [
+            "| epoch | train loss | train top-1 | validation loss | validation top-1 | minutes |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            *_history_rows(history),
+        ]
     lines += ["", "(Validation during training runs the PyTorch model on the same `load_image` output.)", ""]
     lines += _head_section(meta.get("head"))
     inference_levers = _load(reports / "inference-levers-validation.json") or {}
@@ -270,10 +279,7 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
         "```bash",
         "nox -s prepare -- --out data/oxford102            # only if you do not have the data set",
         "nox -s tune                                         # the sweep table (cached features)",
-        *[
-            _train_command(stage["train_config"]) + (f"   # stage {number}" if meta.get("earlier_stages") else "")
-            for number, stage in enumerate([*meta.get("earlier_stages", []), meta], start=1)
-        ],
+        *_train_commands(meta),
         "# (add --resume to continue a stopped run from its last.pt)",
         f"nox -s export -- --checkpoint {cfg['out_dir']}/best.pt   # model/artifacts/ (int8) + flower_score.npz",
         "nox -s evaluate -- --data ../shared/datasets/oxford102 --split validation --plots --out model/reports",
@@ -298,6 +304,80 @@ def _train_command(cfg: dict[str, Any]) -> str:
         if key not in ("data_dir", "threads") and key in defaults and defaults[key] != value
     ]
     return "nox -s train -- " + " ".join(changed)
+
+
+def _train_commands(meta: dict[str, Any]) -> list[str]:
+    """The lines that train the shipped weights: one per stage, or one per run and the soup of them."""
+    if meta.get("soup"):
+        runs = [run["train_config"]["out_dir"] for run in meta["soup"]]
+        return [
+            *(f"{_train_command(run['train_config'])}   # run {n}" for n, run in enumerate(meta["soup"], start=1)),
+            f"nox -s soup -- {' '.join(f'{out}/best.pt' for out in runs)} --out {meta['train_config']['out_dir']}",
+        ]
+    stages = [*meta.get("earlier_stages", []), meta]
+    numbered = len(stages) > 1
+    return [
+        _train_command(stage["train_config"]) + (f"   # stage {number}" if numbered else "")
+        for number, stage in enumerate(stages, start=1)
+    ]
+
+
+def _epochs_text(meta: dict[str, Any]) -> str:
+    if meta.get("soup"):
+        return " and ".join(str(run["train_config"]["epochs"]) for run in meta["soup"]) + " epochs (one run each)"
+    return f"{meta['train_config']['epochs']} epochs"
+
+
+def _soup_text(meta: dict[str, Any]) -> list[str]:
+    """A weight average of runs (flowers_model.soup): what each run and the average measured, and each run's log."""
+    runs = meta.get("soup", [])
+    if not runs:
+        return []
+    summary = meta["soup_summary"]
+    bn = summary["soup_remeasured_batchnorm"]
+    lines = [
+        f'The shipped weights are the average of {len(runs)} runs\' (a "model soup", Wortsman et al. 2022: '
+        "`flowers_model.soup`). Each run fine-tuned the same ImageNet weights with the recipe below and its own "
+        "seed; runs from one starting point with a small learning rate stay in one basin of the loss, so their "
+        "average is one network, at no cost in speed or size (an ensemble of the same runs would double both). "
+        "BatchNorm statistics of the trained layers were "
+        + (
+            f"measured again on {bn['training_photos']:,} training photos under the averaged weights"
+            if summary["batchnorm"] == "remeasured"
+            else "averaged with the weights (measuring them again gave a higher validation NLL)"
+        )
+        + f"; then a temperature was fitted on validation (T = {summary['temperature']:.3f}).",
+        "",
+        "| network (PyTorch float32, validation, T = 1) | top-1 | top-5 | NLL |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for run, measured in zip(runs, summary["ingredients"], strict=True):
+        c = run["train_config"]
+        lines.append(
+            f"| run {c['out_dir']}: seed {c['seed']}, {c['epochs']} epochs, best epoch {run['best_epoch']} | "
+            f"{measured['top1']:.2%} | {measured['top5']:.2%} | {measured['nll']:.3f} |"
+        )
+    for name, key in (
+        ("average, BatchNorm statistics averaged", "soup_averaged_batchnorm"),
+        ("average, BatchNorm statistics measured again", "soup_remeasured_batchnorm"),
+    ):
+        measured = summary[key]
+        shipped = (key == "soup_remeasured_batchnorm") == (summary["batchnorm"] == "remeasured")
+        lines.append(
+            f"| {'**' + name + '** (shipped)' if shipped else name} | {measured['top1']:.2%} | "
+            f"{measured['top5']:.2%} | {measured['nll']:.3f} |"
+        )
+    lines.append("")
+    for number, run in enumerate(runs, start=1):
+        lines += [
+            f"**Run {number}** (`{run['train_config']['out_dir']}`, seed {run['train_config']['seed']}):",
+            "",
+            "| epoch | train loss | train top-1 | validation loss | validation top-1 | minutes |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            *_history_rows(run["training_history"]),
+            "",
+        ]
+    return lines
 
 
 def _history_rows(history: list[dict[str, Any]]) -> list[str]:
