@@ -128,3 +128,17 @@ def test_remeasuring_batchnorm_keeps_the_frozen_layers_statistics() -> None:
         for m in net.modules()
         if isinstance(m, torch.nn.BatchNorm2d)
     )
+
+
+def test_remeasuring_batchnorm_runs_without_dropout_or_stochastic_depth() -> None:
+    # Served networks run without either: the statistics are those of the served network, so measuring
+    # twice over the same photos gives the same numbers (random drops would not).
+    net = _untrained(freeze_blocks=4)
+    loader = DataLoader(TensorDataset(torch.rand(4, 3, 224, 224) * 255, torch.zeros(4, dtype=torch.long)), batch_size=2)
+    measured = []
+    for _ in range(2):
+        torch.manual_seed(len(measured))
+        soup.remeasure_batchnorm(net, loader)
+        measured.append(_bn_buffers(net))
+    for name, value in measured[0].items():
+        assert torch.equal(value, measured[1][name]), name

@@ -164,16 +164,18 @@ def make_soup(
 @torch.no_grad()
 def remeasure_batchnorm(net: FlowerNet, loader: DataLoader[Any]) -> None:
     """Running mean and variance of every trained BatchNorm layer, measured anew over ``loader`` (a plain
-    average over its batches). ``torch.optim.swa_utils.update_bn`` does this for every layer; here the frozen
-    stem and blocks must keep ImageNet's statistics (they run in eval mode, see ``FlowerNet.train``), so
-    resetting them would feed garbage to the layers being measured."""
+    average over its batches). ``torch.optim.swa_utils.update_bn`` does this for every layer with the whole
+    network in training mode; here the frozen stem and blocks keep ImageNet's statistics (resetting them would
+    feed garbage to the layers being measured), and only the measured layers are in training mode: dropout
+    and stochastic depth stay off, as they are when the network is served."""
     frozen = {id(m) for module in net.frozen_modules() for m in module.modules()}
     layers = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and id(m) not in frozen]
     momenta = {layer: layer.momentum for layer in layers}
+    net.eval()
     for layer in layers:
         layer.reset_running_stats()
         layer.momentum = None  # cumulative average over the batches
-    net.train()
+        layer.train()
     for pixels, _ in loader:
         net(pixels)
     for layer, momentum in momenta.items():
