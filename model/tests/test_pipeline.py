@@ -79,6 +79,51 @@ def test_second_stage_starts_from_the_first(
     assert (tmp_path / "best.pt").exists()
 
 
+def test_ctrl_c_keeps_the_finished_epochs_and_calibrates_the_best(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_tqdm = train.tqdm
+
+    def interrupted_in_epoch_2(*args: object, **kwargs: object) -> object:
+        if str(kwargs.get("desc", "")).startswith("epoch 2/"):
+            raise KeyboardInterrupt
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(train, "tqdm", interrupted_in_epoch_2)
+    cfg = apply_overrides(
+        TrainConfig(),
+        [f"data_dir={tiny_data}", f"out_dir={tmp_path}", "epochs=3", "batch_size=4", "max_steps=1"],
+    )
+    summary = train.train(cfg)
+    assert "stopped during epoch 2" in capsys.readouterr().err
+    assert summary["epochs_trained"] == 1
+    assert summary["best_epoch"] == 1
+    import torch
+
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["temperature"] == summary["temperature"]
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 0  # --resume continues with epoch 2
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_finish_calibrates_a_run_stopped_otherwise(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = [f"data_dir={tiny_data}", f"out_dir={tmp_path}", "epochs=1", "batch_size=4", "max_steps=1"]
+    with pytest.raises(SystemExit, match="no epoch of this run has finished"):
+        train.main(["--finish", *settings])
+    train.train(apply_overrides(TrainConfig(), settings))
+    (tmp_path / "summary.json").unlink()
+    capsys.readouterr()
+    train.main(["--finish", *settings])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["epochs_trained"] == 1
+    assert summary["temperature"] > 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["best_epoch"] == 1
+    with pytest.raises(SystemExit, match="another config"):
+        train.main(["--finish", *settings, "lr=0.5"])
+
+
 def test_resume_refuses_another_config(trained: Path, tiny_data: Path) -> None:
     cfg = apply_overrides(TrainConfig(), [f"data_dir={tiny_data}", f"out_dir={trained}", "epochs=1", "lr=0.5"])
     with pytest.raises(SystemExit, match="another config"):

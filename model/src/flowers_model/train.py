@@ -2,7 +2,9 @@
 
 Checkpoints every epoch to ``<out_dir>/last.pt`` (``--resume`` continues from
 it), keeps the best validation epoch in ``best.pt``, then fits the softmax
-temperature on validation and stores it in ``best.pt``.
+temperature on validation and stores it in ``best.pt``. Ctrl-C keeps what is
+done: the epochs that finished stay, and the best of them is calibrated as after
+the last epoch. ``--finish`` does that step alone, for a run stopped otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from flowers_model.data import data_dir_or_exit, load_class_names, load_split
 from flowers_model.dataset import Corruptions, ImageDataset
 from flowers_model.net import FlowerNet, build_model
 
-__all__ = ["calibrate_temperature", "main", "predict_logits", "read_history", "train"]
+__all__ = ["calibrate_temperature", "finish", "main", "predict_logits", "read_history", "train"]
 
 
 def seed_everything(seed: int) -> None:
@@ -101,13 +104,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         ),
         seed=cfg.seed,
     )
-    val_examples = load_split(data_dir, "validation")
-    if cfg.eval_limit:
-        val_examples = val_examples[: cfg.eval_limit]
-    val_set = ImageDataset(val_examples, cfg.image_size, train=False)
+    val_loader = _validation_loader(cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=generator)
-    val_loader = DataLoader(val_set, batch_size=64)
 
     net = build_model(
         cfg.backbone,
@@ -155,83 +154,125 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         start_epoch, best_top1, history = state["epoch"] + 1, state["best_top1"], state["history"]
         print(f"resumed from {out}/last.pt after epoch {start_epoch}")
 
-    for epoch in range(start_epoch, cfg.epochs):
-        train_set.epoch = epoch
-        net.train()
-        started = time.time()
-        seen, loss_sum, correct = 0, 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, dynamic_ncols=True)
-        for step, (pixels, y) in enumerate(bar):
-            if step >= steps_per_epoch:
-                break
-            logits = net(pixels)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(net)
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        evaluated: FlowerNet = ema.module if ema is not None else net  # type: ignore[assignment]
-        logits, labels = predict_logits(evaluated, val_loader)
-        val_top1 = float((logits.argmax(1) == labels).float().mean())
-        val_loss = float(F.cross_entropy(logits, labels))
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / max(1, seen),
-            "train_top1": correct / max(1, seen),
-            "val_loss": val_loss,
-            "val_top1": val_top1,
-            "seconds": time.time() - started,
-        }
-        history.append(row)
-        print(json.dumps(row))
-        if val_top1 > best_top1:
-            best_top1 = val_top1
-            torch.save(
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            train_set.epoch = epoch
+            net.train()
+            started = time.time()
+            seen, loss_sum, correct = 0, 0.0, 0
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, dynamic_ncols=True)
+            for step, (pixels, y) in enumerate(bar):
+                if step >= steps_per_epoch:
+                    break
+                logits = net(pixels)
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if ema is not None:
+                    ema.update_parameters(net)
+                seen += len(y)
+                loss_sum += loss.item() * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            evaluated: FlowerNet = ema.module if ema is not None else net  # type: ignore[assignment]
+            logits, labels = predict_logits(evaluated, val_loader)
+            val_top1 = float((logits.argmax(1) == labels).float().mean())
+            val_loss = float(F.cross_entropy(logits, labels))
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(1, seen),
+                "train_top1": correct / max(1, seen),
+                "val_loss": val_loss,
+                "val_top1": val_top1,
+                "seconds": time.time() - started,
+            }
+            history.append(row)
+            print(json.dumps(row))
+            if val_top1 > best_top1:
+                best_top1 = val_top1
+                _save(
+                    {
+                        "model": evaluated.state_dict(),
+                        "config": dataclasses.asdict(cfg),
+                        "epoch": epoch,
+                        "val_top1": val_top1,
+                        "class_names": class_names,
+                    },
+                    out / "best.pt",
+                )
+            _save(
                 {
-                    "model": evaluated.state_dict(),
-                    "config": dataclasses.asdict(cfg),
+                    "model": net.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "generator": generator.get_state(),
                     "epoch": epoch,
-                    "val_top1": val_top1,
-                    "class_names": class_names,
+                    "best_top1": best_top1,
+                    "history": history,
+                    "config": dataclasses.asdict(cfg),
                 },
-                out / "best.pt",
+                out / "last.pt",
             )
-        torch.save(
-            {
-                "model": net.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "generator": generator.get_state(),
-                "epoch": epoch,
-                "best_top1": best_top1,
-                "history": history,
-                "config": dataclasses.asdict(cfg),
-            },
-            out / "last.pt",
-        )
-        (out / "history.json").write_text(json.dumps(history, indent=2))
+            (out / "history.json").write_text(json.dumps(history, indent=2))
+    except KeyboardInterrupt:
+        # Ctrl-C keeps what is done: every finished epoch is in last.pt (--resume continues) and the best in
+        # best.pt, which is calibrated below as after the last epoch. A second Ctrl-C stops that too.
+        if not (out / "best.pt").exists():
+            raise
+        print(f"stopped during epoch {epoch + 1}: calibrating the best epoch so far", file=sys.stderr)
+    return finish(cfg, net)
 
-    # Temperature scaling on the best epoch's validation logits.
+
+def _save(checkpoint: dict[str, Any], path: Path) -> None:
+    """Write beside, then rename: a Ctrl-C or a kill while saving leaves the previous checkpoint whole."""
+    partial = path.with_suffix(".partial")
+    torch.save(checkpoint, partial)
+    partial.replace(path)
+
+
+def _validation_loader(cfg: TrainConfig) -> DataLoader[Any]:
+    val_examples = load_split(Path(cfg.data_dir), "validation")
+    if cfg.eval_limit:
+        val_examples = val_examples[: cfg.eval_limit]
+    return DataLoader(ImageDataset(val_examples, cfg.image_size, train=False), batch_size=64)
+
+
+def finish(cfg: TrainConfig, net: FlowerNet | None = None) -> dict[str, Any]:
+    """Temperature scaling on the best epoch's validation logits, then ``summary.json``: what :func:`train` does
+    after its last epoch or a Ctrl-C, and ``--finish`` does for a run stopped otherwise (killed, out of time)."""
+    out = Path(cfg.out_dir)
+    if not (out / "best.pt").exists():
+        raise SystemExit(f"{out}/best.pt does not exist: no epoch of this run has finished")
     best = torch.load(out / "best.pt", weights_only=False)
+    if best["config"] != dataclasses.asdict(cfg):
+        raise SystemExit(f"{out}/best.pt was trained with another config; use its own settings")
+    if net is None:
+        net = build_model(
+            cfg.backbone,
+            num_classes=len(best["class_names"]),
+            dropout=cfg.dropout,
+            drop_connect=cfg.drop_connect,
+            freeze_blocks=cfg.freeze_blocks,
+            pretrained=False,
+        )
     net.load_state_dict(best["model"])
     net.inv_temperature.fill_(1.0)
-    logits, labels = predict_logits(net, val_loader, desc="calibrate")
+    logits, labels = predict_logits(net, _validation_loader(cfg), desc="calibrate")
     temperature = calibrate_temperature(logits, labels)
     net.inv_temperature.fill_(1.0 / temperature)
     best["model"] = net.state_dict()
     best["temperature"] = temperature
-    torch.save(best, out / "best.pt")
+    _save(best, out / "best.pt")
+    history = read_history(out)
     summary = {
         "best_epoch": best["epoch"] + 1,
         "val_top1": best["val_top1"],
         "temperature": temperature,
+        "epochs_trained": len(history),  # fewer than the config's when the run was stopped
         "history": history,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -243,12 +284,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="JSON file of TrainConfig overrides")
     parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt")
+    parser.add_argument(
+        "--finish",
+        action="store_true",
+        help="train no further: calibrate the best epoch of a stopped run (same settings) and write its summary",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=3")
     args = parser.parse_args(argv)
     cfg = apply_overrides(TrainConfig(), args.overrides, args.config)
     data_dir_or_exit(Path(cfg.data_dir))
     print(json.dumps(dataclasses.asdict(cfg)))
-    train(cfg, resume=args.resume)
+    if args.finish:
+        torch.set_num_threads(cfg.threads)
+        finish(cfg)
+    else:
+        train(cfg, resume=args.resume)
 
 
 if __name__ == "__main__":
