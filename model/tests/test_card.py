@@ -124,6 +124,9 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
     assert "| rotated 90° | 90.00% | 91.00% |" in text
     assert "(T = 0.900 for its greyscale layer)" in text
     assert "   # stage 2" in text
+    # The shipped stage ran 1 of its 6 epochs: the card says so.
+    assert "stopped after epoch 1 of its 6-epoch cosine schedule" in text
+    assert "epoch 1's weights shipped, validation top-1 98.00% and loss 0.300" in text
     # A model trained in one stage: one train line, not numbered.
     (artifacts / "metadata.json").write_text(json.dumps({**meta, "earlier_stages": []}))
     single = card.render(artifacts, reports)

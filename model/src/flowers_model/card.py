@@ -138,11 +138,10 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
         f"{meta['temperature']:.3f}.",
         *(
             [
-                f"- The shipped stage was stopped after epoch {len(history)} of its {cfg['epochs']}-epoch cosine "
-                f"schedule (time ran out), and epoch {meta['best_epoch']}'s weight average shipped: validation "
-                f"top-1 stayed within {min(r['val_top1'] for r in history):.2%}–"
-                f"{max(r['val_top1'] for r in history):.2%} over the epochs while validation loss fell to "
-                f"{min(r['val_loss'] for r in history):.3f}, so the lowest loss chose."
+                f"- The shipped run was stopped after epoch {len(history)} of its {cfg['epochs']}-epoch cosine "
+                f"schedule (time ran out; `--finish` then calibrated its best epoch): epoch {meta['best_epoch']}'s "
+                f"weights shipped, validation top-1 {history[meta['best_epoch'] - 1]['val_top1']:.2%} and loss "
+                f"{history[meta['best_epoch'] - 1]['val_loss']:.3f} (PyTorch float, before the temperature)."
             ]
             if 0 < len(history) < cfg["epochs"]
             else []
