@@ -201,6 +201,16 @@ def test_card_of_a_soup_shows_each_run_and_the_average(tmp_path: Path) -> None:
     assert trains[1].endswith("   # run 2")
     assert "nox -s soup -- model/runs/v3/best.pt model/runs/v4/best.pt --out model/runs/soup" in text
     assert "nox -s export -- --checkpoint model/runs/soup/best.pt" in text
+    assert "tried, not shipped" not in text  # the shipped soup is not listed again as tried
+    # A soup that was measured and not shipped: the card of a single run shows it from reports/soup.json.
+    (reports / "soup.json").write_text(json.dumps(meta["soup_summary"]))
+    single = {**meta, "soup": [], "best_epoch": 1, "training_history": [row], "train_config": runs[1]["train_config"]}
+    (artifacts / "metadata.json").write_text(json.dumps(single))
+    text = card.render(artifacts, reports)
+    assert "### Weight average (tried, not shipped)" in text
+    assert "reached 98.50% with the runs' BatchNorm statistics averaged and 99.00% with them measured again" in text
+    assert "| v4/best.pt | 98.50% | 99.80% | 0.200 |" in text
+    assert "(shipped)" not in text.split("### Weight average")[1].split("##")[0]
 
 
 def test_speed_ratio_comes_from_one_bench_run() -> None:

@@ -188,6 +188,7 @@ def render(artifacts: Path, reports: Path, bench: Path | None = None) -> str:
             )
         lines += ["", f"({len(tune)} combinations; the 12 best shown, all in `model/reports/tune/tune.md`.)", ""]
     lines += _levers_section(_load(reports / "levers.json"))
+    lines += _tried_soup_section(_load(reports / "soup.json"), meta)
     lines += [
         "## Results (validation split, 819 images, through the serving code)",
         "",
@@ -347,26 +348,16 @@ def _soup_text(meta: dict[str, Any]) -> list[str]:
         )
         + f"; then a temperature was fitted on validation (T = {summary['temperature']:.3f}).",
         "",
-        "| network (PyTorch float32, validation, T = 1) | top-1 | top-5 | NLL |",
-        "| --- | ---: | ---: | ---: |",
+        *_soup_table(
+            summary,
+            [
+                f"run {run['train_config']['out_dir']}: seed {run['train_config']['seed']}, "
+                f"{run['train_config']['epochs']} epochs, best epoch {run['best_epoch']}"
+                for run in runs
+            ],
+            shipped=True,
+        ),
     ]
-    for run, measured in zip(runs, summary["ingredients"], strict=True):
-        c = run["train_config"]
-        lines.append(
-            f"| run {c['out_dir']}: seed {c['seed']}, {c['epochs']} epochs, best epoch {run['best_epoch']} | "
-            f"{measured['top1']:.2%} | {measured['top5']:.2%} | {measured['nll']:.3f} |"
-        )
-    for name, key in (
-        ("average, BatchNorm statistics averaged", "soup_averaged_batchnorm"),
-        ("average, BatchNorm statistics measured again", "soup_remeasured_batchnorm"),
-    ):
-        measured = summary[key]
-        shipped = (key == "soup_remeasured_batchnorm") == (summary["batchnorm"] == "remeasured")
-        lines.append(
-            f"| {'**' + name + '** (shipped)' if shipped else name} | {measured['top1']:.2%} | "
-            f"{measured['top5']:.2%} | {measured['nll']:.3f} |"
-        )
-    lines.append("")
     for number, run in enumerate(runs, start=1):
         lines += [
             f"**Run {number}** (`{run['train_config']['out_dir']}`, seed {run['train_config']['seed']}):",
@@ -377,6 +368,43 @@ def _soup_text(meta: dict[str, Any]) -> list[str]:
             "",
         ]
     return lines
+
+
+def _soup_table(summary: dict[str, Any], names: list[str], *, shipped: bool) -> list[str]:
+    """What each run and their weight average measured (``soup.json``, flowers_model.soup)."""
+    lines = ["| network (PyTorch float32, validation, T = 1) | top-1 | top-5 | NLL |", "| --- | ---: | ---: | ---: |"]
+    rows = [(name, measured, False) for name, measured in zip(names, summary["ingredients"], strict=True)]
+    for name, key in (
+        ("average, BatchNorm statistics averaged", "soup_averaged_batchnorm"),
+        ("average, BatchNorm statistics measured again", "soup_remeasured_batchnorm"),
+    ):
+        chosen = (key == "soup_remeasured_batchnorm") == (summary["batchnorm"] == "remeasured")
+        rows.append((name, summary[key], shipped and chosen))
+    for name, measured, bold in rows:
+        lines.append(
+            f"| {'**' + name + '** (shipped)' if bold else name} | {measured['top1']:.2%} | "
+            f"{measured['top5']:.2%} | {measured['nll']:.3f} |"
+        )
+    return [*lines, ""]
+
+
+def _tried_soup_section(summary: dict[str, Any] | None, meta: dict[str, Any]) -> list[str]:
+    """A weight average that was measured and did not ship (``reports/soup.json``)."""
+    if not summary or meta.get("soup"):
+        return []
+    best = max(m["top1"] for m in summary["ingredients"])
+    return [
+        "### Weight average (tried, not shipped)",
+        "",
+        f"`nox -s soup` averaged the weights of {len(summary['ingredients'])} runs of the recipe (the checkpoints "
+        "below, each at its best validation epoch; their classifier layers started from different random "
+        "weights) and measured each run and the average on validation: the average reached "
+        f"{summary['soup_averaged_batchnorm']['top1']:.2%} with the runs' BatchNorm statistics averaged and "
+        f"{summary['soup_remeasured_batchnorm']['top1']:.2%} with them measured again, the best run alone "
+        f"{best:.2%}; the shipped model is one run.",
+        "",
+        *_soup_table(summary, [m["checkpoint"] for m in summary["ingredients"]], shipped=False),
+    ]
 
 
 def _history_rows(history: list[dict[str, Any]]) -> list[str]:
