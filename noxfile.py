@@ -453,13 +453,18 @@ def evaluate(session: nox.Session) -> None:
     session.run("python", "-m", "flowers_model.evaluate", *session.posargs, env={"FLOWERS_DATA": str(data)})
 
 
+def _install_training(session: nox.Session) -> None:
+    """What train, soup and tune run in: the CPU torch wheel, the model pipeline and the serving core."""
+    _skip_without_wheels(session, TORCH, LITERT)
+    _install_torch(session)
+    session.run_install("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
+
+
 @nox.session(python=_python_for(TORCH, LITERT), venv_backend="virtualenv")
 def train(session: nox.Session) -> None:
     """Fine-tune the classifier (the shipped run took 63 min on 2 cores). Overrides after --, e.g. -- epochs=3."""
     data = _data_or_exit(session, "data_dir")
-    _skip_without_wheels(session, TORCH, LITERT)
-    _install_torch(session)
-    session.run_install("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
+    _install_training(session)
     session.run("python", "-m", "flowers_model.train", f"data_dir={data}", *session.posargs)
 
 
@@ -467,9 +472,7 @@ def train(session: nox.Session) -> None:
 def soup(session: nox.Session) -> None:
     """Average the weights of two or more runs: -- model/runs/a/best.pt model/runs/b/best.pt --out model/runs/soup."""
     data = _data_or_exit(session, "--data")
-    _skip_without_wheels(session, TORCH, LITERT)
-    _install_torch(session)
-    session.run_install("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
+    _install_training(session)
     session.run("python", "-m", "flowers_model.soup", "--data", str(data), *session.posargs)
 
 
@@ -477,9 +480,7 @@ def soup(session: nox.Session) -> None:
 def tune(session: nox.Session) -> None:
     """Sweep learning rate, dropout, head size and augmentation on cached features; writes the table."""
     data = _data_or_exit(session, "--data")
-    _skip_without_wheels(session, TORCH, LITERT)
-    _install_torch(session)
-    session.run_install("python", "-m", "pip", "install", "--quiet", str(MODEL), f"{SERVING}[litert]")
+    _install_training(session)
     session.run("python", "-m", "flowers_model.tune", "--data", str(data), *session.posargs)
 
 

@@ -12,6 +12,27 @@ def _report(top1: float, n: int = 200) -> dict[str, object]:
     return {"n": n, "top1": top1, "top5": 1.0, "ece": 0.01, "nll": 0.1, "model_version": "9.9.9"}
 
 
+def _model_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """An artifacts folder with a (dummy) model file, and an empty reports folder."""
+    artifacts, reports = tmp_path / "artifacts", tmp_path / "reports"
+    artifacts.mkdir()
+    reports.mkdir()
+    (artifacts / "flowers.tflite").write_bytes(b"\0" * 1000)
+    return artifacts, reports
+
+
+def _metadata_header(version: str) -> dict[str, object]:
+    """The fields of metadata.json every card reads, as an int8 export writes them."""
+    return {
+        "name": "flowers",
+        "version": version,
+        "quantization": "static",
+        "input": {"shape": [1, 224, 224, 3], "layout": "NHWC", "dtype": "int8"},
+        "output": {"dtype": "float32"},
+        "temperature": 0.5,
+    }
+
+
 def test_levers_keep_one_row_per_name_with_an_interval(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     report.write_text(json.dumps(_report(0.9)))
@@ -31,10 +52,7 @@ def test_levers_keep_one_row_per_name_with_an_interval(tmp_path: Path) -> None:
 
 
 def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None:
-    artifacts, reports = tmp_path / "artifacts", tmp_path / "reports"
-    artifacts.mkdir()
-    reports.mkdir()
-    (artifacts / "flowers.tflite").write_bytes(b"\0" * 1000)
+    artifacts, reports = _model_folders(tmp_path)
     config = {
         "backbone": "efficientnet-lite0",
         "image_size": 224,
@@ -60,12 +78,7 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
     }
     row = {"epoch": 1, "train_loss": 1.0, "train_top1": 0.9, "val_loss": 0.3, "val_top1": 0.98, "seconds": 60}
     meta = {
-        "name": "flowers",
-        "version": "2.0.0",
-        "quantization": "static",
-        "input": {"shape": [1, 224, 224, 3], "layout": "NHWC", "dtype": "int8"},
-        "output": {"dtype": "float32"},
-        "temperature": 0.5,
+        **_metadata_header("2.0.0"),
         "best_epoch": 1,
         "train_config": config,
         "training_history": [row],
@@ -135,10 +148,7 @@ def test_card_shows_stages_levers_and_reproduce_commands(tmp_path: Path) -> None
 
 
 def test_card_of_a_soup_shows_each_run_and_the_average(tmp_path: Path) -> None:
-    artifacts, reports = tmp_path / "artifacts", tmp_path / "reports"
-    artifacts.mkdir()
-    reports.mkdir()
-    (artifacts / "flowers.tflite").write_bytes(b"\0" * 1000)
+    artifacts, reports = _model_folders(tmp_path)
     base = {
         "backbone": "efficientnet-lite0",
         "image_size": 224,
@@ -166,12 +176,7 @@ def test_card_of_a_soup_shows_each_run_and_the_average(tmp_path: Path) -> None:
         run["training_history"] = [row]
     measured = {"top1": 0.985, "top5": 0.998, "nll": 0.2}
     meta = {
-        "name": "flowers",
-        "version": "2.5.0",
-        "quantization": "static",
-        "input": {"shape": [1, 224, 224, 3], "layout": "NHWC", "dtype": "int8"},
-        "output": {"dtype": "float32"},
-        "temperature": 0.5,
+        **_metadata_header("2.5.0"),
         "best_epoch": 16,
         "train_config": {**base, "epochs": 10, "seed": 42, "out_dir": "model/runs/soup"},
         "training_history": [],

@@ -29,7 +29,7 @@ import torch
 
 from flowers_model import __version__
 from flowers_model.data import data_dir_or_exit, default_data_dir, load_split
-from flowers_model.net import NHWCExport, build_model
+from flowers_model.net import NHWCExport, from_checkpoint
 from flowers_model.not_a_flower import fit_scorer
 from flowers_model.paths import portable_paths
 from flowers_model.refit_head import DEFAULT_CACHE, refit_head
@@ -49,16 +49,7 @@ def convert_float(checkpoint: dict[str, Any], path: Path) -> None:
     import litert_torch  # heavy: only the export step needs it
 
     cfg = checkpoint["config"]
-    net = build_model(
-        cfg["backbone"],
-        num_classes=len(checkpoint["class_names"]),
-        dropout=cfg["dropout"],
-        drop_connect=cfg["drop_connect"],
-        freeze_blocks=cfg["freeze_blocks"],
-        pretrained=False,
-    )
-    net.load_state_dict(checkpoint["model"])
-    module = NHWCExport(net).eval()
+    module = NHWCExport(from_checkpoint(checkpoint)).eval()
     sample = (torch.zeros(1, cfg["image_size"], cfg["image_size"], 3),)
     litert_torch.convert(module, sample).export(str(path))
 

@@ -8,12 +8,13 @@ pre- or post-processing beyond resize/crop and a softmax.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
-__all__ = ["FlowerNet", "NHWCExport", "build_model"]
+__all__ = ["FlowerNet", "NHWCExport", "build_model", "from_checkpoint"]
 
 # ImageNet statistics: the converted Lite weights give the same ImageNet
 # predictions with these as with TF's (x - 127) / 128, and a slightly higher mean confidence.
@@ -92,3 +93,18 @@ def build_model(
     # activation with Swish, even in the Lite models, whose pretrained weights
     # expect ReLU6 (and ReLU6 is what makes them quantise well to int8).
     return FlowerNet(net, freeze_blocks)
+
+
+def from_checkpoint(checkpoint: dict[str, Any]) -> FlowerNet:
+    """The network a checkpoint of ``flowers_model.train`` (or ``soup``) holds, its weights loaded."""
+    cfg = checkpoint["config"]
+    net = build_model(
+        cfg["backbone"],
+        num_classes=len(checkpoint["class_names"]),
+        dropout=cfg["dropout"],
+        drop_connect=cfg["drop_connect"],
+        freeze_blocks=cfg["freeze_blocks"],
+        pretrained=False,
+    )
+    net.load_state_dict(checkpoint["model"])
+    return net

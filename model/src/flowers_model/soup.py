@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from flowers_model.data import data_dir_or_exit, default_data_dir, load_split
 from flowers_model.dataset import ImageDataset
-from flowers_model.net import FlowerNet, build_model
+from flowers_model.net import FlowerNet, from_checkpoint
 from flowers_model.train import calibrate_temperature, predict_logits, read_history
 
 __all__ = ["average_weights", "main", "make_soup", "remeasure_batchnorm", "scores"]
@@ -38,16 +38,7 @@ DEFAULT_BN_IMAGES = 2048
 
 
 def _network(checkpoint: dict[str, Any]) -> FlowerNet:
-    cfg = checkpoint["config"]
-    net = build_model(
-        cfg["backbone"],
-        num_classes=len(checkpoint["class_names"]),
-        dropout=cfg["dropout"],
-        drop_connect=cfg["drop_connect"],
-        freeze_blocks=cfg["freeze_blocks"],
-        pretrained=False,
-    )
-    net.load_state_dict(checkpoint["model"])
+    net = from_checkpoint(checkpoint)
     net.inv_temperature.fill_(1.0)  # each run's temperature is its own; the soup gets one fitted anew
     return net
 
@@ -99,15 +90,16 @@ def make_soup(
         logits, labels = predict_logits(net, val_loader, desc=desc)
         return logits, scores(logits, labels)
 
+    networks = [_network(checkpoint) for checkpoint in loaded]
     ingredients = []
-    for path, checkpoint in zip(checkpoints, loaded, strict=True):
-        _, measured = evaluate(_network(checkpoint), path.parent.name)
+    for path, checkpoint, net in zip(checkpoints, loaded, networks, strict=True):
+        _, measured = evaluate(net, path.parent.name)
         name = f"{path.parent.name}/{path.name}"
         ingredients.append({"checkpoint": name, "epoch": checkpoint["epoch"] + 1, **measured})
         print(json.dumps(ingredients[-1]))
 
     soup = _network(first)
-    soup.load_state_dict(average_weights([_network(c).state_dict() for c in loaded]))
+    soup.load_state_dict(average_weights([net.state_dict() for net in networks]))
     averaged_logits, averaged = evaluate(soup, "soup")
     print(json.dumps({"soup": "averaged BatchNorm statistics", **averaged}))
     # BatchNorm statistics measured again under the averaged weights (frozen blocks keep ImageNet's).

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from flowers_model.config import TrainConfig, apply_overrides
 from flowers_model.data import data_dir_or_exit, load_class_names, load_split
 from flowers_model.dataset import Corruptions, ImageDataset
-from flowers_model.net import FlowerNet, build_model
+from flowers_model.net import FlowerNet, build_model, from_checkpoint
 
 __all__ = ["calibrate_temperature", "finish", "main", "predict_logits", "read_history", "train"]
 
@@ -251,15 +251,9 @@ def finish(cfg: TrainConfig, net: FlowerNet | None = None) -> dict[str, Any]:
     if best["config"] != dataclasses.asdict(cfg):
         raise SystemExit(f"{out}/best.pt was trained with another config; use its own settings")
     if net is None:
-        net = build_model(
-            cfg.backbone,
-            num_classes=len(best["class_names"]),
-            dropout=cfg.dropout,
-            drop_connect=cfg.drop_connect,
-            freeze_blocks=cfg.freeze_blocks,
-            pretrained=False,
-        )
-    net.load_state_dict(best["model"])
+        net = from_checkpoint(best)
+    else:
+        net.load_state_dict(best["model"])
     net.inv_temperature.fill_(1.0)
     logits, labels = predict_logits(net, _validation_loader(cfg), desc="calibrate")
     temperature = calibrate_temperature(logits, labels)
